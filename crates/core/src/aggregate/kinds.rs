@@ -1,0 +1,57 @@
+//! The list operations of the [`Provider`] trait, described for the aggregator.
+
+use std::cmp::Ordering;
+
+use async_trait::async_trait;
+
+use super::ListKind;
+use crate::error::Result;
+use crate::id::GlobalId;
+use crate::model::Loan;
+use crate::provider::{CallContext, Capabilities, ListCapabilities, LoanRequest, Provider, Slice};
+use crate::query::{LoanFilter, LoanFilterField, LoanOrderField, OrderKey, compare_loans};
+
+/// Marketplace loans.
+pub struct Loans;
+
+#[async_trait]
+impl ListKind for Loans {
+    type Item = Loan;
+    type Filter = LoanFilter;
+    type Field = LoanFilterField;
+    type Order = LoanOrderField;
+
+    const OPERATION: &'static str = "loans";
+
+    fn capabilities(caps: &Capabilities) -> Option<&ListCapabilities<LoanFilterField, LoanOrderField>> {
+        caps.loans.as_ref()
+    }
+
+    fn filter_fields(filter: &LoanFilter) -> Vec<LoanFilterField> {
+        filter.fields()
+    }
+
+    fn restrict(filter: &LoanFilter, fields: &[LoanFilterField]) -> LoanFilter {
+        filter.restricted_to(fields)
+    }
+
+    fn matches(filter: &LoanFilter, item: &Loan) -> bool {
+        filter.matches(item)
+    }
+
+    fn compare(a: &Loan, b: &Loan, keys: &[OrderKey<LoanOrderField>]) -> Ordering {
+        compare_loans(a, b, keys)
+    }
+
+    fn id(item: &Loan) -> &GlobalId {
+        &item.id
+    }
+
+    async fn fetch(
+        provider: &dyn Provider,
+        ctx: &CallContext,
+        request: &LoanRequest,
+    ) -> Result<Slice<Loan>> {
+        provider.loans(ctx, request).await
+    }
+}

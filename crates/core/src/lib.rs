@@ -1,0 +1,20 @@
+//! finmesh core: the provider-neutral domain model, the [`Provider`] trait every
+//! adapter implements, the error taxonomy, unified queries, the aggregator that
+//! fans out and merges, and the upstream HTTP client with its throttle.
+
+pub mod aggregate;
+pub mod error;
+pub mod id;
+pub mod model;
+pub mod money;
+pub mod paging;
+pub mod provider;
+pub mod query;
+pub mod registry;
+pub mod time;
+pub mod upstream;
+
+pub use error::{Error, ErrorKind, Result};
+pub use id::{EntityKind, GlobalId, ProviderId};
+pub use money::{Currency, Money};
+pub use provider::{CallContext, Capabilities, ListCapabilities, ListRequest, Provider, Slice};

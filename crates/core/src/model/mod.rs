@@ -1,0 +1,5 @@
+//! Provider-neutral domain types.
+
+mod loan;
+
+pub use loan::{Loan, LoanPurpose, LoanStatus};

@@ -1,0 +1,111 @@
+//! The one trait every platform adapter implements.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::id::ProviderId;
+use crate::model::Loan;
+use crate::query::{LoanFilter, LoanFilterField, LoanOrderField, OrderKey};
+
+/// Per-call context: who is asking and how long they are willing to wait.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// The authenticated principal, if any (`sub` of the frontend JWT).
+    pub principal: Option<String>,
+    /// The instant by which an answer is useless to the caller.
+    pub deadline: Instant,
+}
+
+impl CallContext {
+    pub fn anonymous(timeout: Duration) -> Self {
+        CallContext {
+            principal: None,
+            deadline: Instant::now() + timeout,
+        }
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// What a provider offers and what it can evaluate upstream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Capabilities {
+    /// `None` when the provider has no loan marketplace.
+    pub loans: Option<ListCapabilities<LoanFilterField, LoanOrderField>>,
+}
+
+/// For one list operation: which filters and orders the platform evaluates itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListCapabilities<Filter, Order> {
+    pub filters: Vec<Filter>,
+    pub orders: Vec<Order>,
+    /// The largest `limit` worth asking for in one call (the adapter splits larger ones).
+    pub max_page_size: u32,
+}
+
+impl<Filter, Order: PartialEq> ListCapabilities<Filter, Order> {
+    /// Whether the platform can produce this whole order itself.
+    pub fn can_order_by(&self, keys: &[OrderKey<Order>]) -> bool {
+        keys.iter().all(|k| self.orders.contains(&k.field))
+    }
+}
+
+/// A window `[offset, offset + limit)` of a provider's list, already filtered by
+/// the pushed-down `filter` and sorted by the pushed-down `order`.
+///
+/// `order` is empty when the platform's default order is fine (the aggregator
+/// then sorts locally if the caller asked for one). An adapter must return the
+/// same items for the same request as long as upstream data does not change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListRequest<Filter, Order> {
+    pub filter: Filter,
+    pub order: Vec<OrderKey<Order>>,
+    pub offset: u64,
+    pub limit: u32,
+}
+
+/// One window of a list, and the size of the whole list when the platform says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slice<T> {
+    pub items: Vec<T>,
+    pub total: Option<u64>,
+}
+
+pub type LoanRequest = ListRequest<LoanFilter, LoanOrderField>;
+
+/// A platform adapter. Every operation has a default that answers "not supported",
+/// so an adapter implements exactly what its platform offers.
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// The configured instance id, e.g. `zonky`.
+    fn id(&self) -> &ProviderId;
+
+    /// The adapter kind, e.g. `zonky`; several instances may share one kind.
+    fn kind(&self) -> &'static str;
+
+    /// A display name for people.
+    fn name(&self) -> &str;
+
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Marketplace loans.
+    async fn loans(&self, _ctx: &CallContext, _request: &LoanRequest) -> Result<Slice<Loan>> {
+        Err(Error::not_supported("loans"))
+    }
+
+    /// One loan by its native id.
+    async fn loan(&self, _ctx: &CallContext, _native_id: &str) -> Result<Loan> {
+        Err(Error::not_supported("loan"))
+    }
+
+    /// The id of the most recently published loan: a cheap way to notice that
+    /// the marketplace changed without listing it.
+    async fn latest_loan_id(&self, _ctx: &CallContext) -> Result<crate::id::GlobalId> {
+        Err(Error::not_supported("latestLoanId"))
+    }
+}

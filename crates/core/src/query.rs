@@ -1,0 +1,272 @@
+//! Unified queries: filters and orders over the domain model.
+//!
+//! Adapters push down what their platform supports (see
+//! [`Capabilities`](crate::provider::Capabilities)); the aggregator always
+//! evaluates the whole filter locally as well, so a platform that filters more
+//! loosely than we do never leaks a non-matching record.
+
+use std::cmp::Ordering;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::error::Error;
+use crate::model::{Loan, LoanPurpose};
+use crate::money::Currency;
+
+/// A range on an ordered value; every bound is optional and they combine with AND.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Bounds<T> {
+    pub gt: Option<T>,
+    pub gte: Option<T>,
+    pub lt: Option<T>,
+    pub lte: Option<T>,
+}
+
+impl<T> Default for Bounds<T> {
+    fn default() -> Self {
+        Bounds {
+            gt: None,
+            gte: None,
+            lt: None,
+            lte: None,
+        }
+    }
+}
+
+impl<T: PartialOrd> Bounds<T> {
+    pub fn contains(&self, value: &T) -> bool {
+        self.gt.as_ref().is_none_or(|b| value > b)
+            && self.gte.as_ref().is_none_or(|b| value >= b)
+            && self.lt.as_ref().is_none_or(|b| value < b)
+            && self.lte.as_ref().is_none_or(|b| value <= b)
+    }
+
+    /// A missing value never satisfies a bound.
+    pub fn contains_opt(&self, value: Option<&T>) -> bool {
+        value.is_some_and(|v| self.contains(v))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.gt.is_none() && self.gte.is_none() && self.lt.is_none() && self.lte.is_none()
+    }
+}
+
+/// The filterable properties of a loan; capabilities list which a provider pushes down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoanFilterField {
+    InterestRate,
+    TermMonths,
+    Amount,
+    Rating,
+    Purpose,
+    Currency,
+    Country,
+    Insured,
+    PublishedAt,
+}
+
+/// Which loans to return. `None` means "no condition".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoanFilter {
+    pub interest_rate: Option<Bounds<Decimal>>,
+    pub term_months: Option<Bounds<u32>>,
+    /// On the loan's total amount, in its own currency.
+    pub amount: Option<Bounds<Decimal>>,
+    pub ratings: Option<Vec<String>>,
+    pub purposes: Option<Vec<LoanPurpose>>,
+    pub currency: Option<Currency>,
+    pub country: Option<String>,
+    pub insured: Option<bool>,
+    pub published_at: Option<Bounds<DateTime<Utc>>>,
+}
+
+impl LoanFilter {
+    pub fn matches(&self, loan: &Loan) -> bool {
+        self.interest_rate
+            .as_ref()
+            .is_none_or(|b| b.contains(&loan.interest_rate))
+            && self
+                .term_months
+                .as_ref()
+                .is_none_or(|b| b.contains(&loan.term_months))
+            && self
+                .amount
+                .as_ref()
+                .is_none_or(|b| b.contains(&loan.amount.amount))
+            && self.ratings.as_ref().is_none_or(|ratings| {
+                loan.rating
+                    .as_ref()
+                    .is_some_and(|r| ratings.iter().any(|x| x == r))
+            })
+            && self
+                .purposes
+                .as_ref()
+                .is_none_or(|purposes| purposes.contains(&loan.purpose))
+            && self.currency.is_none_or(|c| loan.amount.currency == c)
+            && self
+                .country
+                .as_ref()
+                .is_none_or(|c| loan.country.as_deref() == Some(c.as_str()))
+            && self.insured.is_none_or(|i| loan.insured == Some(i))
+            && self
+                .published_at
+                .as_ref()
+                .is_none_or(|b| b.contains_opt(loan.published_at.as_ref()))
+    }
+
+    /// The fields this filter constrains.
+    pub fn fields(&self) -> Vec<LoanFilterField> {
+        let mut fields = Vec::new();
+        let mut add = |present: bool, field| {
+            if present {
+                fields.push(field)
+            }
+        };
+        add(self.interest_rate.is_some(), LoanFilterField::InterestRate);
+        add(self.term_months.is_some(), LoanFilterField::TermMonths);
+        add(self.amount.is_some(), LoanFilterField::Amount);
+        add(self.ratings.is_some(), LoanFilterField::Rating);
+        add(self.purposes.is_some(), LoanFilterField::Purpose);
+        add(self.currency.is_some(), LoanFilterField::Currency);
+        add(self.country.is_some(), LoanFilterField::Country);
+        add(self.insured.is_some(), LoanFilterField::Insured);
+        add(self.published_at.is_some(), LoanFilterField::PublishedAt);
+        fields
+    }
+
+    /// Keeps only the conditions on `fields`, the part a provider can push down.
+    pub fn restricted_to(&self, fields: &[LoanFilterField]) -> LoanFilter {
+        let keep = |field| fields.contains(&field);
+        LoanFilter {
+            interest_rate: self
+                .interest_rate
+                .clone()
+                .filter(|_| keep(LoanFilterField::InterestRate)),
+            term_months: self
+                .term_months
+                .clone()
+                .filter(|_| keep(LoanFilterField::TermMonths)),
+            amount: self.amount.clone().filter(|_| keep(LoanFilterField::Amount)),
+            ratings: self.ratings.clone().filter(|_| keep(LoanFilterField::Rating)),
+            purposes: self
+                .purposes
+                .clone()
+                .filter(|_| keep(LoanFilterField::Purpose)),
+            currency: self.currency.filter(|_| keep(LoanFilterField::Currency)),
+            country: self.country.clone().filter(|_| keep(LoanFilterField::Country)),
+            insured: self.insured.filter(|_| keep(LoanFilterField::Insured)),
+            published_at: self
+                .published_at
+                .clone()
+                .filter(|_| keep(LoanFilterField::PublishedAt)),
+        }
+    }
+
+    /// Rejects filters no loan could ever match because they are malformed.
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(b) = &self.interest_rate {
+            for v in [&b.gt, &b.gte, &b.lt, &b.lte].into_iter().flatten() {
+                if v.is_sign_negative() {
+                    return Err(Error::invalid_input(
+                        "filter.interestRate",
+                        "interest rates are non-negative fractions (0.0599 is 5.99%)",
+                    ));
+                }
+            }
+        }
+        if self.ratings.as_ref().is_some_and(|r| r.len() > 100) {
+            return Err(Error::invalid_input(
+                "filter.ratings",
+                "at most 100 ratings may be listed",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The properties loans can be ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoanOrderField {
+    InterestRate,
+    TermMonths,
+    PublishedAt,
+    RemainingAmount,
+    Deadline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Direction {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// One key of a (possibly multi-key) order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OrderKey<F> {
+    pub field: F,
+    pub direction: Direction,
+}
+
+impl<F> OrderKey<F> {
+    pub fn asc(field: F) -> Self {
+        OrderKey {
+            field,
+            direction: Direction::Asc,
+        }
+    }
+
+    pub fn desc(field: F) -> Self {
+        OrderKey {
+            field,
+            direction: Direction::Desc,
+        }
+    }
+}
+
+/// Orders `a` and `b` by `keys`; missing values sort last whatever the direction.
+pub fn compare_loans(a: &Loan, b: &Loan, keys: &[OrderKey<LoanOrderField>]) -> Ordering {
+    keys.iter()
+        .map(|key| {
+            let ordering = match key.field {
+                LoanOrderField::InterestRate => {
+                    Some(a.interest_rate.cmp(&b.interest_rate))
+                }
+                LoanOrderField::TermMonths => Some(a.term_months.cmp(&b.term_months)),
+                LoanOrderField::PublishedAt => option_cmp(&a.published_at, &b.published_at),
+                LoanOrderField::RemainingAmount => option_cmp(
+                    &a.remaining_amount.map(|m| m.amount),
+                    &b.remaining_amount.map(|m| m.amount),
+                ),
+                LoanOrderField::Deadline => option_cmp(&a.deadline, &b.deadline),
+            };
+            match (ordering, key.direction) {
+                (Some(o), Direction::Asc) => o,
+                (Some(o), Direction::Desc) => o.reverse(),
+                // One side is missing: missing sorts last in both directions.
+                (None, _) => a_missing_last(a, b, key.field),
+            }
+        })
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
+}
+
+/// `Some` ordering when both values are present or both missing, `None` otherwise.
+fn option_cmp<T: Ord>(a: &Option<T>, b: &Option<T>) -> Option<Ordering> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.cmp(b)),
+        (None, None) => Some(Ordering::Equal),
+        _ => None,
+    }
+}
+
+fn a_missing_last(a: &Loan, b: &Loan, field: LoanOrderField) -> Ordering {
+    let present = |loan: &Loan| match field {
+        LoanOrderField::PublishedAt => loan.published_at.is_some(),
+        LoanOrderField::RemainingAmount => loan.remaining_amount.is_some(),
+        LoanOrderField::Deadline => loan.deadline.is_some(),
+        LoanOrderField::InterestRate | LoanOrderField::TermMonths => true,
+    };
+    present(b).cmp(&present(a))
+}

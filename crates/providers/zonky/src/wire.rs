@@ -1,0 +1,174 @@
+//! Zonky's JSON, as its API document describes it, and its mapping to the
+//! unified model.
+
+use std::sync::Arc;
+
+use chrono_tz::Europe::Prague;
+use finmesh_core::model::{Loan, LoanPurpose, LoanStatus};
+use finmesh_core::time::parse_timestamp;
+use finmesh_core::{Currency, EntityKind, Error, GlobalId, Money, ProviderId};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+/// The document's `Loan` data structure; only what we map is typed, the rest
+/// stays in the raw JSON. Required fields per the document are required here.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireLoan {
+    id: u64,
+    url: Option<String>,
+    name: String,
+    story: Option<String>,
+    purpose: Option<String>,
+    term_in_months: u32,
+    interest_rate: Decimal,
+    revenue_rate: Option<Decimal>,
+    rating: Option<String>,
+    amount: Decimal,
+    currency: Option<String>,
+    country_of_origin: Option<String>,
+    remaining_investment: Option<Decimal>,
+    covered: Option<bool>,
+    published: Option<bool>,
+    date_published: Option<String>,
+    deadline: Option<String>,
+    investments_count: Option<u32>,
+    /// A string code in the document; some answers carry a number.
+    region: Option<serde_json::Value>,
+    main_income_type: Option<String>,
+    insurance_active: Option<bool>,
+}
+
+/// Zonky's purposes and the unified ones, both ways.
+const PURPOSES: [(&str, LoanPurpose); 9] = [
+    ("AUTO_MOTO", LoanPurpose::Vehicle),
+    ("EDUCATION", LoanPurpose::Education),
+    ("TRAVEL", LoanPurpose::Travel),
+    ("ELECTRONICS", LoanPurpose::Electronics),
+    ("HEALTH", LoanPurpose::Health),
+    ("REFINANCING", LoanPurpose::Refinancing),
+    ("HOUSEHOLD", LoanPurpose::Household),
+    ("OWN_PROJECT", LoanPurpose::OwnProject),
+    ("OTHER", LoanPurpose::Other),
+];
+
+/// The Zonky value for a unified purpose, if Zonky has one.
+pub fn zonky_purpose(purpose: LoanPurpose) -> Option<&'static str> {
+    PURPOSES
+        .iter()
+        .find(|(_, p)| *p == purpose)
+        .map(|(raw, _)| *raw)
+}
+
+fn unified_purpose(raw: &str) -> LoanPurpose {
+    PURPOSES
+        .iter()
+        .find(|(r, _)| *r == raw)
+        .map_or(LoanPurpose::Other, |(_, p)| *p)
+}
+
+/// Maps one loan of Zonky's JSON; a loan missing a required field is a protocol error.
+pub fn loan_from_json(provider: &ProviderId, raw: serde_json::Value) -> Result<Loan, Error> {
+    let wire: WireLoan = serde_json::from_value(raw.clone())
+        .map_err(|e| Error::upstream_protocol(format!("unexpected loan JSON: {e}")))?;
+    let currency = match wire.currency.as_deref() {
+        Some(code) => code
+            .parse::<Currency>()
+            .map_err(|_| Error::upstream_protocol(format!("unknown currency {code:?}")))?,
+        // The document says every loan is in CZK when it says anything.
+        None => Currency::CZK,
+    };
+    let timestamp = |raw: Option<String>| raw.map(|t| parse_timestamp(&t, Prague)).transpose();
+    let deadline = timestamp(wire.deadline)?;
+    let status = if wire.covered == Some(true) {
+        LoanStatus::Funded
+    } else if wire.published == Some(false) {
+        LoanStatus::Other("UNPUBLISHED".into())
+    } else if deadline.is_some_and(|d| d <= chrono::Utc::now()) {
+        LoanStatus::Closed
+    } else {
+        LoanStatus::Open
+    };
+    Ok(Loan {
+        id: GlobalId::new(provider.clone(), EntityKind::Loan, wire.id.to_string()),
+        name: wire.name,
+        story: wire.story,
+        purpose: wire.purpose.as_deref().map_or(LoanPurpose::Other, unified_purpose),
+        purpose_raw: wire.purpose,
+        rating: wire.rating,
+        interest_rate: wire.interest_rate,
+        revenue_rate: wire.revenue_rate,
+        term_months: wire.term_in_months,
+        amount: Money::new(wire.amount, currency),
+        remaining_amount: wire.remaining_investment.map(|r| Money::new(r, currency)),
+        country: wire.country_of_origin,
+        published_at: timestamp(wire.date_published)?,
+        deadline,
+        status,
+        url: wire.url,
+        borrower_region: wire.region.map(|r| match r {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        }),
+        borrower_income_type: wire.main_income_type,
+        insured: wire.insurance_active,
+        investments_count: wire.investments_count,
+        raw: Arc::new(raw),
+    })
+}
+
+/// Zonky's 400 body for a filter or order it does not allow.
+#[derive(Debug, Deserialize)]
+pub struct ErrorBody {
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    pub property: Option<String>,
+    pub operation: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider() -> ProviderId {
+        ProviderId::new("zonky").unwrap()
+    }
+
+    #[test]
+    fn maps_the_documented_example() {
+        let raw = serde_json::json!({
+            "id": 1, "url": "https://app.zonky.cz/loan/1", "name": "Loan refinancing",
+            "story": "Dear investors, ...", "purpose": "REFINANCING", "photos": [],
+            "nickName": "zonky0", "termInMonths": 42, "interestRate": 0.059900,
+            "revenueRate": 0.049900, "annuityWithInsurance": 2543.00, "rating": "AAA",
+            "topped": null, "amount": 200000.00, "countryOfOrigin": "CZ", "currency": "CZK",
+            "remainingInvestment": 152600.00, "reservedAmount": 0.00, "investmentRate": 0.237,
+            "covered": false, "datePublished": "2016-04-19T18:25:41.208+02:00", "published": true,
+            "deadline": "2016-04-26T18:23:53.101+02:00", "investmentsCount": 72, "region": "6",
+            "mainIncomeType": "EMPLOYMENT", "insuranceActive": true, "insuranceHistory": []
+        });
+        let loan = loan_from_json(&provider(), raw).unwrap();
+        assert_eq!(loan.id.to_string(), "zonky:loan:1");
+        assert_eq!(loan.interest_rate.to_string(), "0.059900");
+        assert_eq!(loan.amount, Money::new(Decimal::new(20_000_000, 2), Currency::CZK));
+        assert_eq!(loan.purpose, LoanPurpose::Refinancing);
+        assert_eq!(loan.borrower_region.as_deref(), Some("6"));
+        assert_eq!(loan.status, LoanStatus::Closed);
+        assert_eq!(loan.raw["nickName"], "zonky0");
+    }
+
+    #[test]
+    fn unknown_purposes_are_other_with_the_raw_value_kept() {
+        let raw = serde_json::json!({"id": 2, "name": "x", "purpose": "SPACESHIP",
+            "termInMonths": 12, "interestRate": 0.1, "amount": 1000});
+        let loan = loan_from_json(&provider(), raw).unwrap();
+        assert_eq!(loan.purpose, LoanPurpose::Other);
+        assert_eq!(loan.purpose_raw.as_deref(), Some("SPACESHIP"));
+    }
+
+    #[test]
+    fn missing_required_fields_are_protocol_errors() {
+        let err = loan_from_json(&provider(), serde_json::json!({"id": 3})).unwrap_err();
+        assert_eq!(err.code(), "UPSTREAM_PROTOCOL_ERROR");
+    }
+}

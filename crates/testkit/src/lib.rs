@@ -1,0 +1,390 @@
+//! The conformance suite every finmesh adapter must pass, in the spirit of
+//! OpenDAL's behaviour tests: one set of checks, run against each adapter
+//! talking to its platform's simulator.
+//!
+//! An adapter's own test builds the adapter against a running simulator,
+//! implements [`Simulator`] over that simulator's control surface, and calls
+//! [`check_loans`]. Failures panic with a message that says what broke.
+// A test-support crate: failing loudly is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use finmesh_core::aggregate::{Aggregator, AggregatorSettings, ListArgs};
+use finmesh_core::model::Loan;
+use finmesh_core::query::{
+    Bounds, LoanFilter, LoanFilterField, LoanOrderField, OrderKey, compare_loans,
+};
+use finmesh_core::registry::Registry;
+use finmesh_core::{CallContext, ErrorKind, ListRequest, Provider};
+use tokio::time::Instant;
+
+/// A fault the simulator injects into its next answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// A 5xx answer.
+    ServerError,
+    /// A 200 whose body is not JSON.
+    Malformed,
+    /// A 200 whose JSON is cut short.
+    Truncated,
+    /// The connection closes without an answer.
+    Drop,
+    /// A 429 with `Retry-After`.
+    RateLimited { retry_after: Duration },
+}
+
+/// The control surface of a platform simulator, as the suite needs it.
+#[async_trait]
+pub trait Simulator: Send + Sync {
+    /// Native ids of every loan the simulator lists on its marketplace.
+    fn marketplace_ids(&self) -> HashSet<String>;
+    /// A native id no loan has.
+    fn missing_loan_id(&self) -> String;
+    /// Makes the next requests fail, one fault each, in order.
+    fn inject(&self, faults: Vec<Fault>);
+    /// How many requests the simulator refused with its own rate limit.
+    fn throttled(&self) -> u64;
+}
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn ctx() -> CallContext {
+    CallContext::anonymous(TIMEOUT)
+}
+
+/// Runs every loan check against `provider`, which talks to `simulator`.
+///
+/// The rate-limit check runs last: it pauses the provider's throttle buckets.
+pub async fn check_loans(provider: Arc<dyn Provider>, simulator: &dyn Simulator) {
+    let all = paging_visits_every_loan_once(&provider, simulator).await;
+    filters_match_brute_force(&provider, &all).await;
+    orders_match_brute_force(&provider, &all).await;
+    pushed_down_filters_are_evaluated_upstream(&provider, &all).await;
+    loan_by_id(&provider, &all, simulator).await;
+    faults_map_to_the_taxonomy(&provider, simulator).await;
+    rate_limits_are_obeyed(&provider, simulator).await;
+    assert_eq!(simulator.throttled(), 0, "the adapter made requests the platform refused with 429");
+}
+
+fn aggregator(provider: &Arc<dyn Provider>) -> Aggregator {
+    let registry = Registry::new(vec![provider.clone()]).unwrap();
+    Aggregator::new(
+        Arc::new(registry),
+        AggregatorSettings {
+            max_page_size: 100,
+            ..Default::default()
+        },
+    )
+}
+
+/// Follows cursors to the end, asserting no loan comes twice.
+async fn walk(
+    aggregator: &Aggregator,
+    filter: LoanFilter,
+    order: Vec<OrderKey<LoanOrderField>>,
+    page_size: i64,
+) -> Vec<Loan> {
+    let mut args = ListArgs {
+        filter,
+        order,
+        first: Some(page_size),
+        after: None,
+        providers: None,
+    };
+    let mut served = Vec::new();
+    let mut seen = HashSet::new();
+    loop {
+        let page = aggregator.loans(&ctx(), args.clone()).await.unwrap();
+        assert!(page.errors.is_empty(), "provider failed: {:?}", page.errors);
+        for edge in &page.edges {
+            assert!(seen.insert(edge.node.id.clone()), "{} served twice", edge.node.id);
+        }
+        served.extend(page.edges.iter().map(|e| e.node.clone()));
+        if !page.has_next_page {
+            return served;
+        }
+        args.after = Some(page.end_cursor().expect("a page with a next page has edges").to_string());
+    }
+}
+
+fn ids(loans: &[Loan]) -> HashSet<String> {
+    loans.iter().map(|l| l.id.native().to_string()).collect()
+}
+
+async fn paging_visits_every_loan_once(
+    provider: &Arc<dyn Provider>,
+    simulator: &dyn Simulator,
+) -> Vec<Loan> {
+    let all = walk(&aggregator(provider), LoanFilter::default(), vec![], 97).await;
+    assert_eq!(ids(&all), simulator.marketplace_ids(), "paging lost or invented loans");
+
+    // Windows of the raw provider list tile the whole list exactly.
+    let mut tiled = Vec::new();
+    let mut offset = 0;
+    loop {
+        let request = ListRequest {
+            filter: LoanFilter::default(),
+            order: vec![OrderKey::asc(LoanOrderField::PublishedAt)]
+                .into_iter()
+                .filter(|k| provider_orders(provider).contains(&k.field))
+                .collect(),
+            offset,
+            limit: 333,
+        };
+        let slice = provider.loans(&ctx(), &request).await.unwrap();
+        if let Some(total) = slice.total {
+            assert_eq!(total as usize, all.len(), "the platform's total disagrees with paging");
+        }
+        let fetched = slice.items.len();
+        tiled.extend(slice.items);
+        if fetched < 333 {
+            break;
+        }
+        offset += 333;
+    }
+    assert_eq!(tiled.len(), all.len(), "offset windows overlap or leave gaps");
+    assert_eq!(ids(&tiled), ids(&all));
+    all
+}
+
+fn provider_orders(provider: &Arc<dyn Provider>) -> Vec<LoanOrderField> {
+    provider
+        .capabilities()
+        .loans
+        .as_ref()
+        .map(|c| c.orders.clone())
+        .unwrap_or_default()
+}
+
+/// One filter per field, built from values the data really has.
+fn sample_filters(all: &[Loan]) -> Vec<(LoanFilterField, LoanFilter)> {
+    let median = |mut values: Vec<_>| {
+        values.sort();
+        values[values.len() / 2]
+    };
+    let rate = median(all.iter().map(|l| l.interest_rate).collect());
+    let amount = median(all.iter().map(|l| l.amount.amount).collect());
+    let published = median(all.iter().filter_map(|l| l.published_at).collect());
+    let mut ratings: Vec<String> = all.iter().filter_map(|l| l.rating.clone()).collect();
+    ratings.sort();
+    ratings.dedup();
+    let mut purposes: Vec<_> = all.iter().map(|l| l.purpose).collect();
+    purposes.sort();
+    purposes.dedup();
+    let first = &all[0];
+    vec![
+        (
+            LoanFilterField::InterestRate,
+            LoanFilter {
+                interest_rate: Some(Bounds { gte: Some(rate), ..Default::default() }),
+                ..Default::default()
+            },
+        ),
+        (
+            LoanFilterField::TermMonths,
+            LoanFilter {
+                term_months: Some(Bounds { gt: Some(12), lte: Some(48), ..Default::default() }),
+                ..Default::default()
+            },
+        ),
+        (
+            LoanFilterField::Amount,
+            LoanFilter {
+                amount: Some(Bounds { lt: Some(amount), ..Default::default() }),
+                ..Default::default()
+            },
+        ),
+        (
+            LoanFilterField::Rating,
+            LoanFilter {
+                ratings: Some(ratings.iter().step_by(2).cloned().collect()),
+                ..Default::default()
+            },
+        ),
+        (
+            LoanFilterField::Purpose,
+            LoanFilter {
+                purposes: Some(purposes.iter().step_by(2).copied().collect()),
+                ..Default::default()
+            },
+        ),
+        (
+            LoanFilterField::Currency,
+            LoanFilter { currency: Some(first.currency()), ..Default::default() },
+        ),
+        (
+            LoanFilterField::Country,
+            LoanFilter { country: first.country.clone(), ..Default::default() },
+        ),
+        (LoanFilterField::Insured, LoanFilter { insured: Some(true), ..Default::default() }),
+        (
+            LoanFilterField::PublishedAt,
+            LoanFilter {
+                published_at: Some(Bounds { gte: Some(published), ..Default::default() }),
+                ..Default::default()
+            },
+        ),
+    ]
+}
+
+fn assert_same_as_brute_force(
+    what: &str,
+    served: &[Loan],
+    all: &[Loan],
+    filter: &LoanFilter,
+    order: &[OrderKey<LoanOrderField>],
+) {
+    let expected: HashSet<String> = ids(
+        &all.iter().filter(|l| filter.matches(l)).cloned().collect::<Vec<_>>(),
+    );
+    assert_eq!(ids(served), expected, "{what}: wrong set of loans");
+    for pair in served.windows(2) {
+        assert_ne!(
+            compare_loans(&pair[0], &pair[1], order),
+            std::cmp::Ordering::Greater,
+            "{what}: {} comes before {} against the order",
+            pair[0].id,
+            pair[1].id
+        );
+    }
+}
+
+async fn filters_match_brute_force(provider: &Arc<dyn Provider>, all: &[Loan]) {
+    let aggregator = aggregator(provider);
+    let order = vec![OrderKey::desc(LoanOrderField::InterestRate)];
+    for (field, filter) in sample_filters(all) {
+        let served = walk(&aggregator, filter.clone(), order.clone(), 100).await;
+        assert_same_as_brute_force(&format!("filter on {field:?}"), &served, all, &filter, &order);
+    }
+    // All of them at once.
+    let combined = sample_filters(all)
+        .into_iter()
+        .fold(LoanFilter::default(), |mut acc, (_, f)| {
+            acc.interest_rate = acc.interest_rate.or(f.interest_rate);
+            acc.term_months = acc.term_months.or(f.term_months);
+            acc.ratings = acc.ratings.or(f.ratings);
+            acc.insured = acc.insured.or(f.insured);
+            acc
+        });
+    let served = walk(&aggregator, combined.clone(), order.clone(), 7).await;
+    assert_same_as_brute_force("combined filter", &served, all, &combined, &order);
+}
+
+async fn orders_match_brute_force(provider: &Arc<dyn Provider>, all: &[Loan]) {
+    let aggregator = aggregator(provider);
+    let filter = LoanFilter {
+        term_months: Some(Bounds { lte: Some(60), ..Default::default() }),
+        ..Default::default()
+    };
+    let fields = [
+        LoanOrderField::InterestRate,
+        LoanOrderField::TermMonths,
+        LoanOrderField::PublishedAt,
+        LoanOrderField::RemainingAmount,
+        LoanOrderField::Deadline,
+    ];
+    let mut orders: Vec<Vec<OrderKey<LoanOrderField>>> = fields
+        .iter()
+        .flat_map(|f| [vec![OrderKey::asc(*f)], vec![OrderKey::desc(*f)]])
+        .collect();
+    orders.push(vec![
+        OrderKey::desc(LoanOrderField::InterestRate),
+        OrderKey::asc(LoanOrderField::TermMonths),
+    ]);
+    for order in orders {
+        let served = walk(&aggregator, filter.clone(), order.clone(), 100).await;
+        assert_same_as_brute_force(&format!("order {order:?}"), &served, all, &filter, &order);
+    }
+}
+
+/// A pushed-down filter must be evaluated by the platform: the adapter's raw
+/// answer holds only matching loans, and the platform's total counts only them.
+async fn pushed_down_filters_are_evaluated_upstream(provider: &Arc<dyn Provider>, all: &[Loan]) {
+    let caps = provider.capabilities().loans.clone().expect("loans are supported");
+    for (field, filter) in sample_filters(all) {
+        if !caps.filters.contains(&field) {
+            continue;
+        }
+        let expected = all.iter().filter(|l| filter.matches(l)).count();
+        let request = ListRequest {
+            filter: filter.clone(),
+            order: vec![],
+            offset: 0,
+            limit: u32::try_from(all.len()).unwrap(),
+        };
+        let slice = provider.loans(&ctx(), &request).await.unwrap();
+        assert!(
+            slice.items.iter().all(|l| filter.matches(l)),
+            "filter on {field:?} is declared pushed down but the platform answered non-matching loans"
+        );
+        assert_eq!(slice.items.len(), expected, "filter on {field:?}: wrong number of loans");
+        if let Some(total) = slice.total {
+            assert_eq!(total as usize, expected, "filter on {field:?}: wrong total");
+        }
+    }
+}
+
+async fn loan_by_id(provider: &Arc<dyn Provider>, all: &[Loan], simulator: &dyn Simulator) {
+    let listed = &all[all.len() / 2];
+    let loan = provider.loan(&ctx(), listed.id.native()).await.unwrap();
+    assert_eq!(loan.id, listed.id);
+    assert_eq!(loan.amount, listed.amount);
+    assert_eq!(loan.interest_rate, listed.interest_rate);
+
+    let missing = provider.loan(&ctx(), &simulator.missing_loan_id()).await.unwrap_err();
+    assert_eq!(missing.kind, ErrorKind::NotFound, "{missing:?}");
+    assert_eq!(missing.provider.as_ref(), Some(provider.id()));
+}
+
+async fn first_page(provider: &Arc<dyn Provider>, ctx: &CallContext) -> finmesh_core::Result<usize> {
+    let request = ListRequest {
+        filter: LoanFilter::default(),
+        order: vec![],
+        offset: 0,
+        limit: 10,
+    };
+    provider.loans(ctx, &request).await.map(|s| s.items.len())
+}
+
+async fn faults_map_to_the_taxonomy(provider: &Arc<dyn Provider>, simulator: &dyn Simulator) {
+    let cases = [
+        (Fault::ServerError, ErrorKind::UpstreamUnavailable),
+        (Fault::Drop, ErrorKind::UpstreamUnavailable),
+        (Fault::Malformed, ErrorKind::UpstreamProtocol),
+        (Fault::Truncated, ErrorKind::UpstreamProtocol),
+    ];
+    for (fault, expected) in cases {
+        // Enough copies that a retrying adapter still sees the fault at the end.
+        simulator.inject(vec![fault.clone(); 5]);
+        let error = first_page(provider, &ctx()).await.unwrap_err();
+        assert_eq!(error.kind, expected, "{fault:?} gave {error:?}");
+        assert_eq!(error.provider.as_ref(), Some(provider.id()), "{fault:?} lost its provider");
+        simulator.inject(vec![]);
+        assert!(first_page(provider, &ctx()).await.is_ok(), "no recovery after {fault:?}");
+    }
+}
+
+async fn rate_limits_are_obeyed(provider: &Arc<dyn Provider>, simulator: &dyn Simulator) {
+    // A short Retry-After fits the deadline: the adapter waits and succeeds.
+    simulator.inject(vec![Fault::RateLimited { retry_after: Duration::from_secs(1) }]);
+    let started = Instant::now();
+    assert_eq!(first_page(provider, &ctx()).await.unwrap(), 10);
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "Retry-After ignored: answered after {:?}",
+        started.elapsed()
+    );
+
+    // A long one does not: the caller learns when to come back, at once.
+    simulator.inject(vec![Fault::RateLimited { retry_after: Duration::from_secs(30) }]);
+    let short = CallContext::anonymous(Duration::from_secs(3));
+    let started = Instant::now();
+    let error = first_page(provider, &short).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::RateLimited, "{error:?}");
+    assert!(error.retry_after.is_some_and(|r| r >= Duration::from_secs(20)), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "waited past the deadline");
+}
