@@ -162,10 +162,10 @@ fn provider_orders(provider: &Arc<dyn Provider>) -> Vec<LoanOrderField> {
 
 /// One filter per field, built from values the data really has.
 fn sample_filters(all: &[Loan]) -> Vec<(LoanFilterField, LoanFilter)> {
-    let median = |mut values: Vec<_>| {
+    fn median<T: Ord + Copy>(mut values: Vec<T>) -> T {
         values.sort();
         values[values.len() / 2]
-    };
+    }
     let rate = median(all.iter().map(|l| l.interest_rate).collect());
     let amount = median(all.iter().map(|l| l.amount.amount).collect());
     let published = median(all.iter().filter_map(|l| l.published_at).collect());

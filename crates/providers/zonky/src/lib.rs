@@ -57,15 +57,21 @@ fn default_page_size() -> u32 {
 /// Zonky's documented limits: a leaky bucket of 500 refilled one a second, and
 /// a separate 1/s budget for `/loans/last-published`.
 pub fn zonky_throttle() -> ThrottlePolicy {
+    let rule = |name: &str, endpoints, capacity| BucketRule {
+        name: name.to_string(),
+        endpoints,
+        capacity,
+        refill_per_second: 1.0,
+        headroom: 1,
+    };
     ThrottlePolicy {
         rules: vec![
-            BucketRule::new(
+            rule(
                 "last-published",
                 EndpointMatch::Prefixes(vec![LAST_PUBLISHED.to_string()]),
                 1,
-                1.0,
             ),
-            BucketRule::new("default", EndpointMatch::All, 500, 1.0),
+            rule("default", EndpointMatch::All, 500),
         ],
     }
 }

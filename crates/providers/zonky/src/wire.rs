@@ -136,7 +136,8 @@ mod tests {
 
     #[test]
     fn maps_the_documented_example() {
-        let raw = serde_json::json!({
+        // Parsed from text, as the wire delivers it, so numbers keep their digits.
+        let raw: serde_json::Value = serde_json::from_str(r#"{
             "id": 1, "url": "https://app.zonky.cz/loan/1", "name": "Loan refinancing",
             "story": "Dear investors, ...", "purpose": "REFINANCING", "photos": [],
             "nickName": "zonky0", "termInMonths": 42, "interestRate": 0.059900,
@@ -146,7 +147,7 @@ mod tests {
             "covered": false, "datePublished": "2016-04-19T18:25:41.208+02:00", "published": true,
             "deadline": "2016-04-26T18:23:53.101+02:00", "investmentsCount": 72, "region": "6",
             "mainIncomeType": "EMPLOYMENT", "insuranceActive": true, "insuranceHistory": []
-        });
+        }"#).unwrap();
         let loan = loan_from_json(&provider(), raw).unwrap();
         assert_eq!(loan.id.to_string(), "zonky:loan:1");
         assert_eq!(loan.interest_rate.to_string(), "0.059900");

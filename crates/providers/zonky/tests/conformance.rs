@@ -1,0 +1,107 @@
+//! The Zonky adapter against the Zonky simulator: the testkit's conformance
+//! suite, plus Zonky-specific behaviour.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use finmesh_core::registry::{FactoryContext, ProviderFactory};
+use finmesh_core::upstream::LocalThrottle;
+use finmesh_core::{CallContext, Provider, ProviderId};
+use finmesh_sandbox::{FaultKind, Faults, RunningSandbox, ZonkyConfig, ZonkySandbox};
+use finmesh_testkit::{Fault, Simulator};
+use finmesh_zonky::ZonkyFactory;
+
+struct ZonkySimulator {
+    sandbox: ZonkySandbox,
+}
+
+impl Simulator for ZonkySimulator {
+    fn marketplace_ids(&self) -> HashSet<String> {
+        self.sandbox
+            .loans()
+            .iter()
+            .map(|loan| loan["id"].to_string())
+            .collect()
+    }
+
+    fn missing_loan_id(&self) -> String {
+        "999999999".to_string()
+    }
+
+    fn inject(&self, faults: Vec<Fault>) {
+        let next = faults
+            .into_iter()
+            .map(|fault| match fault {
+                Fault::ServerError => FaultKind::ServerError { status: 503 },
+                Fault::Malformed => FaultKind::Malformed,
+                Fault::Truncated => FaultKind::Truncated,
+                Fault::Drop => FaultKind::Drop,
+                Fault::RateLimited { retry_after } => FaultKind::RateLimited {
+                    retry_after_secs: retry_after.as_secs(),
+                },
+            })
+            .collect();
+        self.sandbox.set_faults(Faults {
+            next,
+            ..Faults::default()
+        });
+    }
+
+    fn throttled(&self) -> u64 {
+        self.sandbox.stats().throttled
+    }
+}
+
+async fn start(config: ZonkyConfig, provider: serde_json::Value) -> (Arc<dyn Provider>, ZonkySandbox, RunningSandbox) {
+    let sandbox = ZonkySandbox::new(config);
+    let running = sandbox.clone().spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut table = provider;
+    table["base_url"] = running.base_url().into();
+    let context = FactoryContext {
+        user_agent: "finmesh-test/0.0 (https://example.test)".into(),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(5),
+        throttle: Arc::new(LocalThrottle::new()),
+    };
+    let provider = ZonkyFactory
+        .build(ProviderId::new("zonky").unwrap(), &table, &context)
+        .unwrap();
+    (provider, sandbox, running)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zonky_passes_the_conformance_suite() {
+    let config = ZonkyConfig {
+        loans: 1_500,
+        ..ZonkyConfig::default()
+    };
+    // Large pages keep the suite within the default budget of 500 requests.
+    let (provider, sandbox, _running) =
+        start(config, serde_json::json!({"kind": "zonky", "page_size": 500})).await;
+    let simulator = ZonkySimulator { sandbox: sandbox.clone() };
+    finmesh_testkit::check_loans(provider, &simulator).await;
+
+    // Every request identified finmesh as the document asks.
+    let requests = sandbox.requests();
+    assert!(!requests.is_empty());
+    assert!(requests.iter().all(|r| {
+        r.headers.get("user-agent").map(String::as_str) == Some("finmesh-test/0.0 (https://example.test)")
+    }));
+}
+
+#[tokio::test]
+async fn last_published_and_loan_ids() {
+    let (provider, sandbox, _running) = start(ZonkyConfig { loans: 50, ..Default::default() }, serde_json::json!({})).await;
+    let ctx = CallContext::anonymous(Duration::from_secs(5));
+    let latest = provider.latest_loan_id(&ctx).await.unwrap();
+    let newest = sandbox
+        .loans()
+        .into_iter()
+        .max_by_key(|l| l["datePublished"].as_str().unwrap().to_string())
+        .unwrap();
+    assert_eq!(latest.native(), newest["id"].to_string());
+    let err = provider.loan(&ctx, "abc").await.unwrap_err();
+    assert_eq!(err.code(), "INVALID_INPUT");
+}
