@@ -146,7 +146,13 @@ impl GlobalId {
 
 impl fmt::Display for GlobalId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.provider, self.kind.as_str(), self.native)
+        write!(
+            f,
+            "{}:{}:{}",
+            self.provider,
+            self.kind.as_str(),
+            self.native
+        )
     }
 }
 

@@ -135,17 +135,25 @@ mod tests {
 
     #[test]
     fn minor_units_follow_the_currency_exponent() {
-        assert_eq!(Money::from_minor(10_000, Currency::USD).amount, dec("100.00"));
+        assert_eq!(
+            Money::from_minor(10_000, Currency::USD).amount,
+            dec("100.00")
+        );
         let jpy: Currency = "JPY".parse().unwrap();
         assert_eq!(Money::from_minor(500, jpy).amount, dec("500"));
         let kwd: Currency = "KWD".parse().unwrap();
         assert_eq!(Money::from_minor(1_234, kwd).amount, dec("1.234"));
-        assert_eq!(Money::new(dec("12.5"), Currency::EUR).to_minor().unwrap(), 1250);
+        assert_eq!(
+            Money::new(dec("12.5"), Currency::EUR).to_minor().unwrap(),
+            1250
+        );
     }
 
     #[test]
     fn sub_minor_amounts_are_refused() {
-        let err = Money::new(dec("1.005"), Currency::USD).to_minor().unwrap_err();
+        let err = Money::new(dec("1.005"), Currency::USD)
+            .to_minor()
+            .unwrap_err();
         assert_eq!(err.field.as_deref(), Some("amount"));
     }
 

@@ -81,7 +81,10 @@ mod tests {
     async fn windows_cross_page_boundaries() {
         assert_eq!(window(0, 5, 10).await, ((0..5).collect(), vec![0]));
         assert_eq!(window(8, 5, 10).await, ((8..13).collect(), vec![0, 1]));
-        assert_eq!(window(25, 30, 10).await, ((25..55).collect(), vec![2, 3, 4, 5]));
+        assert_eq!(
+            window(25, 30, 10).await,
+            ((25..55).collect(), vec![2, 3, 4, 5])
+        );
         assert_eq!(window(90, 10, 10).await, ((90..95).collect(), vec![9]));
         assert_eq!(window(200, 10, 10).await, (vec![], vec![20]));
     }

@@ -147,14 +147,23 @@ impl LoanFilter {
                 .term_months
                 .clone()
                 .filter(|_| keep(LoanFilterField::TermMonths)),
-            amount: self.amount.clone().filter(|_| keep(LoanFilterField::Amount)),
-            ratings: self.ratings.clone().filter(|_| keep(LoanFilterField::Rating)),
+            amount: self
+                .amount
+                .clone()
+                .filter(|_| keep(LoanFilterField::Amount)),
+            ratings: self
+                .ratings
+                .clone()
+                .filter(|_| keep(LoanFilterField::Rating)),
             purposes: self
                 .purposes
                 .clone()
                 .filter(|_| keep(LoanFilterField::Purpose)),
             currency: self.currency.filter(|_| keep(LoanFilterField::Currency)),
-            country: self.country.clone().filter(|_| keep(LoanFilterField::Country)),
+            country: self
+                .country
+                .clone()
+                .filter(|_| keep(LoanFilterField::Country)),
             insured: self.insured.filter(|_| keep(LoanFilterField::Insured)),
             published_at: self
                 .published_at
@@ -230,9 +239,7 @@ pub fn compare_loans(a: &Loan, b: &Loan, keys: &[OrderKey<LoanOrderField>]) -> O
     keys.iter()
         .map(|key| {
             let ordering = match key.field {
-                LoanOrderField::InterestRate => {
-                    Some(a.interest_rate.cmp(&b.interest_rate))
-                }
+                LoanOrderField::InterestRate => Some(a.interest_rate.cmp(&b.interest_rate)),
                 LoanOrderField::TermMonths => Some(a.term_months.cmp(&b.term_months)),
                 LoanOrderField::PublishedAt => option_cmp(&a.published_at, &b.published_at),
                 LoanOrderField::RemainingAmount => option_cmp(

@@ -70,16 +70,13 @@ impl Registry {
         let providers = configured
             .iter()
             .map(|(id, kind, config)| {
-                let factory = factories
-                    .iter()
-                    .find(|f| f.kind() == kind)
-                    .ok_or_else(|| {
-                        let known: Vec<_> = factories.iter().map(|f| f.kind()).collect();
-                        Error::invalid_input(
-                            format!("providers.{id}.kind"),
-                            format!("unknown provider kind `{kind}`; known kinds: {known:?}"),
-                        )
-                    })?;
+                let factory = factories.iter().find(|f| f.kind() == kind).ok_or_else(|| {
+                    let known: Vec<_> = factories.iter().map(|f| f.kind()).collect();
+                    Error::invalid_input(
+                        format!("providers.{id}.kind"),
+                        format!("unknown provider kind `{kind}`; known kinds: {known:?}"),
+                    )
+                })?;
                 factory.build(id.clone(), config, context)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -91,9 +88,9 @@ impl Registry {
     }
 
     pub fn get(&self, id: &ProviderId) -> Result<&Arc<dyn Provider>> {
-        self.by_id.get(id).ok_or_else(|| {
-            Error::invalid_input("providers", format!("unknown provider `{id}`"))
-        })
+        self.by_id
+            .get(id)
+            .ok_or_else(|| Error::invalid_input("providers", format!("unknown provider `{id}`")))
     }
 
     /// The providers named by a caller, or all of them; unknown names are an error.
@@ -103,8 +100,9 @@ impl Registry {
             Some(names) => names
                 .iter()
                 .map(|name| {
-                    let id = ProviderId::new(name)
-                        .map_err(|_| Error::invalid_input("providers", format!("unknown provider `{name}`")))?;
+                    let id = ProviderId::new(name).map_err(|_| {
+                        Error::invalid_input("providers", format!("unknown provider `{name}`"))
+                    })?;
                     self.get(&id).cloned()
                 })
                 .collect(),

@@ -663,10 +663,18 @@ mod upstream {
     }
 
     #[tokio::test]
-    async fn zonky_last_published_has_its_own_budget() {
+    async fn a_prefix_rule_has_its_own_budget() {
         let hits = Arc::new(AtomicU32::new(0));
         let addr = serve(counting_ok(hits.clone())).await;
-        let upstream = client(addr, ThrottlePolicy::zonky());
+        let upstream = client(
+            addr,
+            serde_json::from_value(serde_json::json!({"rules": [
+                {"name": "last-published", "endpoints": {"prefixes": ["/loans/last-published"]},
+                 "capacity": 1, "refill_per_second": 1.0},
+                {"name": "default", "capacity": 500, "refill_per_second": 1.0}
+            ]}))
+            .unwrap(),
+        );
         let deadline = || Instant::now() + Duration::from_millis(100);
 
         upstream

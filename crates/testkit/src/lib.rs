@@ -67,7 +67,11 @@ pub async fn check_loans(provider: Arc<dyn Provider>, simulator: &dyn Simulator)
     loan_by_id(&provider, &all, simulator).await;
     faults_map_to_the_taxonomy(&provider, simulator).await;
     rate_limits_are_obeyed(&provider, simulator).await;
-    assert_eq!(simulator.throttled(), 0, "the adapter made requests the platform refused with 429");
+    assert_eq!(
+        simulator.throttled(),
+        0,
+        "the adapter made requests the platform refused with 429"
+    );
 }
 
 fn aggregator(provider: &Arc<dyn Provider>) -> Aggregator {
@@ -101,13 +105,21 @@ async fn walk(
         let page = aggregator.loans(&ctx(), args.clone()).await.unwrap();
         assert!(page.errors.is_empty(), "provider failed: {:?}", page.errors);
         for edge in &page.edges {
-            assert!(seen.insert(edge.node.id.clone()), "{} served twice", edge.node.id);
+            assert!(
+                seen.insert(edge.node.id.clone()),
+                "{} served twice",
+                edge.node.id
+            );
         }
         served.extend(page.edges.iter().map(|e| e.node.clone()));
         if !page.has_next_page {
             return served;
         }
-        args.after = Some(page.end_cursor().expect("a page with a next page has edges").to_string());
+        args.after = Some(
+            page.end_cursor()
+                .expect("a page with a next page has edges")
+                .to_string(),
+        );
     }
 }
 
@@ -120,7 +132,11 @@ async fn paging_visits_every_loan_once(
     simulator: &dyn Simulator,
 ) -> Vec<Loan> {
     let all = walk(&aggregator(provider), LoanFilter::default(), vec![], 97).await;
-    assert_eq!(ids(&all), simulator.marketplace_ids(), "paging lost or invented loans");
+    assert_eq!(
+        ids(&all),
+        simulator.marketplace_ids(),
+        "paging lost or invented loans"
+    );
 
     // Windows of the raw provider list tile the whole list exactly.
     let mut tiled = Vec::new();
@@ -137,7 +153,11 @@ async fn paging_visits_every_loan_once(
         };
         let slice = provider.loans(&ctx(), &request).await.unwrap();
         if let Some(total) = slice.total {
-            assert_eq!(total as usize, all.len(), "the platform's total disagrees with paging");
+            assert_eq!(
+                total as usize,
+                all.len(),
+                "the platform's total disagrees with paging"
+            );
         }
         let fetched = slice.items.len();
         tiled.extend(slice.items);
@@ -146,7 +166,11 @@ async fn paging_visits_every_loan_once(
         }
         offset += 333;
     }
-    assert_eq!(tiled.len(), all.len(), "offset windows overlap or leave gaps");
+    assert_eq!(
+        tiled.len(),
+        all.len(),
+        "offset windows overlap or leave gaps"
+    );
     assert_eq!(ids(&tiled), ids(&all));
     all
 }
@@ -180,21 +204,31 @@ fn sample_filters(all: &[Loan]) -> Vec<(LoanFilterField, LoanFilter)> {
         (
             LoanFilterField::InterestRate,
             LoanFilter {
-                interest_rate: Some(Bounds { gte: Some(rate), ..Default::default() }),
+                interest_rate: Some(Bounds {
+                    gte: Some(rate),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
         ),
         (
             LoanFilterField::TermMonths,
             LoanFilter {
-                term_months: Some(Bounds { gt: Some(12), lte: Some(48), ..Default::default() }),
+                term_months: Some(Bounds {
+                    gt: Some(12),
+                    lte: Some(48),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
         ),
         (
             LoanFilterField::Amount,
             LoanFilter {
-                amount: Some(Bounds { lt: Some(amount), ..Default::default() }),
+                amount: Some(Bounds {
+                    lt: Some(amount),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
         ),
@@ -214,17 +248,32 @@ fn sample_filters(all: &[Loan]) -> Vec<(LoanFilterField, LoanFilter)> {
         ),
         (
             LoanFilterField::Currency,
-            LoanFilter { currency: Some(first.currency()), ..Default::default() },
+            LoanFilter {
+                currency: Some(first.currency()),
+                ..Default::default()
+            },
         ),
         (
             LoanFilterField::Country,
-            LoanFilter { country: first.country.clone(), ..Default::default() },
+            LoanFilter {
+                country: first.country.clone(),
+                ..Default::default()
+            },
         ),
-        (LoanFilterField::Insured, LoanFilter { insured: Some(true), ..Default::default() }),
+        (
+            LoanFilterField::Insured,
+            LoanFilter {
+                insured: Some(true),
+                ..Default::default()
+            },
+        ),
         (
             LoanFilterField::PublishedAt,
             LoanFilter {
-                published_at: Some(Bounds { gte: Some(published), ..Default::default() }),
+                published_at: Some(Bounds {
+                    gte: Some(published),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
         ),
@@ -238,9 +287,11 @@ fn assert_same_as_brute_force(
     filter: &LoanFilter,
     order: &[OrderKey<LoanOrderField>],
 ) {
-    let expected: HashSet<String> = ids(
-        &all.iter().filter(|l| filter.matches(l)).cloned().collect::<Vec<_>>(),
-    );
+    let expected: HashSet<String> = ids(&all
+        .iter()
+        .filter(|l| filter.matches(l))
+        .cloned()
+        .collect::<Vec<_>>());
     assert_eq!(ids(served), expected, "{what}: wrong set of loans");
     for pair in served.windows(2) {
         assert_ne!(
@@ -258,18 +309,25 @@ async fn filters_match_brute_force(provider: &Arc<dyn Provider>, all: &[Loan]) {
     let order = vec![OrderKey::desc(LoanOrderField::InterestRate)];
     for (field, filter) in sample_filters(all) {
         let served = walk(&aggregator, filter.clone(), order.clone(), 100).await;
-        assert_same_as_brute_force(&format!("filter on {field:?}"), &served, all, &filter, &order);
+        assert_same_as_brute_force(
+            &format!("filter on {field:?}"),
+            &served,
+            all,
+            &filter,
+            &order,
+        );
     }
     // All of them at once.
-    let combined = sample_filters(all)
-        .into_iter()
-        .fold(LoanFilter::default(), |mut acc, (_, f)| {
-            acc.interest_rate = acc.interest_rate.or(f.interest_rate);
-            acc.term_months = acc.term_months.or(f.term_months);
-            acc.ratings = acc.ratings.or(f.ratings);
-            acc.insured = acc.insured.or(f.insured);
-            acc
-        });
+    let combined =
+        sample_filters(all)
+            .into_iter()
+            .fold(LoanFilter::default(), |mut acc, (_, f)| {
+                acc.interest_rate = acc.interest_rate.or(f.interest_rate);
+                acc.term_months = acc.term_months.or(f.term_months);
+                acc.ratings = acc.ratings.or(f.ratings);
+                acc.insured = acc.insured.or(f.insured);
+                acc
+            });
     let served = walk(&aggregator, combined.clone(), order.clone(), 7).await;
     assert_same_as_brute_force("combined filter", &served, all, &combined, &order);
 }
@@ -277,7 +335,10 @@ async fn filters_match_brute_force(provider: &Arc<dyn Provider>, all: &[Loan]) {
 async fn orders_match_brute_force(provider: &Arc<dyn Provider>, all: &[Loan]) {
     let aggregator = aggregator(provider);
     let filter = LoanFilter {
-        term_months: Some(Bounds { lte: Some(60), ..Default::default() }),
+        term_months: Some(Bounds {
+            lte: Some(60),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let fields = [
@@ -304,7 +365,11 @@ async fn orders_match_brute_force(provider: &Arc<dyn Provider>, all: &[Loan]) {
 /// A pushed-down filter must be evaluated by the platform: the adapter's raw
 /// answer holds only matching loans, and the platform's total counts only them.
 async fn pushed_down_filters_are_evaluated_upstream(provider: &Arc<dyn Provider>, all: &[Loan]) {
-    let caps = provider.capabilities().loans.clone().expect("loans are supported");
+    let caps = provider
+        .capabilities()
+        .loans
+        .clone()
+        .expect("loans are supported");
     for (field, filter) in sample_filters(all) {
         if !caps.filters.contains(&field) {
             continue;
@@ -321,7 +386,11 @@ async fn pushed_down_filters_are_evaluated_upstream(provider: &Arc<dyn Provider>
             slice.items.iter().all(|l| filter.matches(l)),
             "filter on {field:?} is declared pushed down but the platform answered non-matching loans"
         );
-        assert_eq!(slice.items.len(), expected, "filter on {field:?}: wrong number of loans");
+        assert_eq!(
+            slice.items.len(),
+            expected,
+            "filter on {field:?}: wrong number of loans"
+        );
         if let Some(total) = slice.total {
             assert_eq!(total as usize, expected, "filter on {field:?}: wrong total");
         }
@@ -335,12 +404,18 @@ async fn loan_by_id(provider: &Arc<dyn Provider>, all: &[Loan], simulator: &dyn 
     assert_eq!(loan.amount, listed.amount);
     assert_eq!(loan.interest_rate, listed.interest_rate);
 
-    let missing = provider.loan(&ctx(), &simulator.missing_loan_id()).await.unwrap_err();
+    let missing = provider
+        .loan(&ctx(), &simulator.missing_loan_id())
+        .await
+        .unwrap_err();
     assert_eq!(missing.kind, ErrorKind::NotFound, "{missing:?}");
     assert_eq!(missing.provider.as_ref(), Some(provider.id()));
 }
 
-async fn first_page(provider: &Arc<dyn Provider>, ctx: &CallContext) -> finmesh_core::Result<usize> {
+async fn first_page(
+    provider: &Arc<dyn Provider>,
+    ctx: &CallContext,
+) -> finmesh_core::Result<usize> {
     let request = ListRequest {
         filter: LoanFilter::default(),
         order: vec![],
@@ -362,15 +437,24 @@ async fn faults_map_to_the_taxonomy(provider: &Arc<dyn Provider>, simulator: &dy
         simulator.inject(vec![fault.clone(); 5]);
         let error = first_page(provider, &ctx()).await.unwrap_err();
         assert_eq!(error.kind, expected, "{fault:?} gave {error:?}");
-        assert_eq!(error.provider.as_ref(), Some(provider.id()), "{fault:?} lost its provider");
+        assert_eq!(
+            error.provider.as_ref(),
+            Some(provider.id()),
+            "{fault:?} lost its provider"
+        );
         simulator.inject(vec![]);
-        assert!(first_page(provider, &ctx()).await.is_ok(), "no recovery after {fault:?}");
+        assert!(
+            first_page(provider, &ctx()).await.is_ok(),
+            "no recovery after {fault:?}"
+        );
     }
 }
 
 async fn rate_limits_are_obeyed(provider: &Arc<dyn Provider>, simulator: &dyn Simulator) {
     // A short Retry-After fits the deadline: the adapter waits and succeeds.
-    simulator.inject(vec![Fault::RateLimited { retry_after: Duration::from_secs(1) }]);
+    simulator.inject(vec![Fault::RateLimited {
+        retry_after: Duration::from_secs(1),
+    }]);
     let started = Instant::now();
     assert_eq!(first_page(provider, &ctx()).await.unwrap(), 10);
     assert!(
@@ -380,11 +464,21 @@ async fn rate_limits_are_obeyed(provider: &Arc<dyn Provider>, simulator: &dyn Si
     );
 
     // A long one does not: the caller learns when to come back, at once.
-    simulator.inject(vec![Fault::RateLimited { retry_after: Duration::from_secs(30) }]);
+    simulator.inject(vec![Fault::RateLimited {
+        retry_after: Duration::from_secs(30),
+    }]);
     let short = CallContext::anonymous(Duration::from_secs(3));
     let started = Instant::now();
     let error = first_page(provider, &short).await.unwrap_err();
     assert_eq!(error.kind, ErrorKind::RateLimited, "{error:?}");
-    assert!(error.retry_after.is_some_and(|r| r >= Duration::from_secs(20)), "{error:?}");
-    assert!(started.elapsed() < Duration::from_secs(3), "waited past the deadline");
+    assert!(
+        error
+            .retry_after
+            .is_some_and(|r| r >= Duration::from_secs(20)),
+        "{error:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "waited past the deadline"
+    );
 }

@@ -67,8 +67,8 @@ impl Cursor {
         let bytes = URL_SAFE_NO_PAD
             .decode(raw)
             .map_err(|_| invalid("not a cursor this gateway issued"))?;
-        let cursor: Cursor =
-            serde_json::from_slice(&bytes).map_err(|_| invalid("not a cursor this gateway issued"))?;
+        let cursor: Cursor = serde_json::from_slice(&bytes)
+            .map_err(|_| invalid("not a cursor this gateway issued"))?;
         if cursor.version != VERSION {
             return Err(invalid("issued by an incompatible gateway version"));
         }

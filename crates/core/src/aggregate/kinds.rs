@@ -23,7 +23,9 @@ impl ListKind for Loans {
 
     const OPERATION: &'static str = "loans";
 
-    fn capabilities(caps: &Capabilities) -> Option<&ListCapabilities<LoanFilterField, LoanOrderField>> {
+    fn capabilities(
+        caps: &Capabilities,
+    ) -> Option<&ListCapabilities<LoanFilterField, LoanOrderField>> {
         caps.loans.as_ref()
     }
 

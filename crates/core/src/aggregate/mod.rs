@@ -25,8 +25,8 @@ pub use kinds::Loans;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{GlobalId, ProviderId};
-use crate::provider::{CallContext, Capabilities, ListCapabilities, ListRequest, Provider, Slice};
 use crate::model::Loan;
+use crate::provider::{CallContext, Capabilities, ListCapabilities, ListRequest, Provider, Slice};
 use crate::query::{LoanFilter, LoanOrderField, OrderKey};
 use crate::registry::Registry;
 
@@ -226,7 +226,10 @@ impl Aggregator {
         let max = self.settings.max_page_size;
         match first {
             None => Ok(self.settings.default_page_size.min(max)),
-            Some(n) if n < 0 => Err(Error::invalid_input("first", "`first` must not be negative")),
+            Some(n) if n < 0 => Err(Error::invalid_input(
+                "first",
+                "`first` must not be negative",
+            )),
             Some(n) if n > i64::from(max) => Err(Error::invalid_input(
                 "first",
                 format!("`first` may be at most {max}"),
@@ -255,7 +258,15 @@ impl Aggregator {
 
         if !caps.can_order_by(order) {
             return self
-                .read_sorted_locally::<K>(provider, ctx, filter, pushed_filter, order, position, need)
+                .read_sorted_locally::<K>(
+                    provider,
+                    ctx,
+                    filter,
+                    pushed_filter,
+                    order,
+                    position,
+                    need,
+                )
                 .await;
         }
 
@@ -362,7 +373,10 @@ impl Aggregator {
         });
         let total = Some(all.len() as u64);
         let items = (position..)
-            .zip(all.into_iter().skip(usize::try_from(position).unwrap_or(usize::MAX)))
+            .zip(
+                all.into_iter()
+                    .skip(usize::try_from(position).unwrap_or(usize::MAX)),
+            )
             .take(need)
             .map(|(index, item)| (item, index + 1))
             .collect();
@@ -420,7 +434,8 @@ fn merge<K: ListKind>(
     order: &[OrderKey<K::Order>],
     mut cursor: Cursor,
 ) -> (Vec<Edge<K::Item>>, bool) {
-    let mut runs: Vec<(ProviderId, VecDeque<(K::Item, u64)>)> = runs
+    type Queue<T> = VecDeque<(T, u64)>;
+    let mut runs: Vec<(ProviderId, Queue<K::Item>)> = runs
         .into_iter()
         .map(|run| (run.provider, run.items.into()))
         .collect();
@@ -428,10 +443,10 @@ fn merge<K: ListKind>(
     while edges.len() < first {
         let mut best: Option<(usize, &K::Item)> = None;
         for (index, (_, items)) in runs.iter().enumerate() {
-            if let Some((item, _)) = items.front() {
-                if best.is_none_or(|(_, b)| K::compare(item, b, order) == Ordering::Less) {
-                    best = Some((index, item));
-                }
+            if let Some((item, _)) = items.front()
+                && best.is_none_or(|(_, b)| K::compare(item, b, order) == Ordering::Less)
+            {
+                best = Some((index, item));
             }
         }
         let Some((index, _)) = best else { break };

@@ -22,7 +22,12 @@ struct Memory {
 }
 
 impl Memory {
-    fn new(id: &str, count: u32, filters: Vec<LoanFilterField>, orders: Vec<LoanOrderField>) -> Self {
+    fn new(
+        id: &str,
+        count: u32,
+        filters: Vec<LoanFilterField>,
+        orders: Vec<LoanOrderField>,
+    ) -> Self {
         let id = ProviderId::new(id).unwrap();
         let loans = (0..count).map(|n| loan(&id, n)).collect();
         Memory {
@@ -54,15 +59,19 @@ fn loan(provider: &ProviderId, n: u32) -> Loan {
         revenue_rate: None,
         term_months: 6 + (n * 5) % 80,
         amount: Money::new(Decimal::from(1000 * (1 + n % 17)), Currency::CZK),
-        remaining_amount: (n % 4 != 0).then(|| Money::new(Decimal::from(100 * (n % 9)), Currency::CZK)),
+        remaining_amount: (!n.is_multiple_of(4))
+            .then(|| Money::new(Decimal::from(100 * (n % 9)), Currency::CZK)),
         country: Some("CZ".into()),
-        published_at: Some(Utc.timestamp_opt(1_700_000_000 + i64::from(n % 13) * 3600, 0).unwrap()),
+        published_at: Some(
+            Utc.timestamp_opt(1_700_000_000 + i64::from(n % 13) * 3600, 0)
+                .unwrap(),
+        ),
         deadline: None,
         status: LoanStatus::Open,
         url: None,
         borrower_region: None,
         borrower_income_type: None,
-        insured: Some(n % 2 == 0),
+        insured: Some(n.is_multiple_of(2)),
         investments_count: None,
         raw: Default::default(),
     }
@@ -89,7 +98,13 @@ impl Provider for Memory {
         }
         let caps = self.caps.loans.as_ref().unwrap();
         // A real platform would refuse what it does not support.
-        assert!(request.filter.fields().iter().all(|f| caps.filters.contains(f)));
+        assert!(
+            request
+                .filter
+                .fields()
+                .iter()
+                .all(|f| caps.filters.contains(f))
+        );
         assert!(caps.can_order_by(&request.order));
         let mut matching: Vec<Loan> = self
             .loans
@@ -106,12 +121,18 @@ impl Provider for Memory {
             .skip(request.offset as usize)
             .take(request.limit as usize)
             .collect();
-        Ok(Slice { items, total: Some(total) })
+        Ok(Slice {
+            items,
+            total: Some(total),
+        })
     }
 }
 
 fn aggregator(providers: Vec<Arc<Memory>>) -> Aggregator {
-    let providers = providers.into_iter().map(|p| p as Arc<dyn Provider>).collect();
+    let providers = providers
+        .into_iter()
+        .map(|p| p as Arc<dyn Provider>)
+        .collect();
     Aggregator::new(
         Arc::new(Registry::new(providers).unwrap()),
         AggregatorSettings::default(),
@@ -122,7 +143,11 @@ fn ctx() -> CallContext {
     CallContext::anonymous(Duration::from_secs(5))
 }
 
-fn args(filter: LoanFilter, order: Vec<OrderKey<LoanOrderField>>, first: i64) -> ListArgs<LoanFilter, LoanOrderField> {
+fn args(
+    filter: LoanFilter,
+    order: Vec<OrderKey<LoanOrderField>>,
+    first: i64,
+) -> ListArgs<LoanFilter, LoanOrderField> {
     ListArgs {
         filter,
         order,
@@ -133,7 +158,10 @@ fn args(filter: LoanFilter, order: Vec<OrderKey<LoanOrderField>>, first: i64) ->
 }
 
 /// Follows cursors to the end and returns every loan in the order served.
-async fn walk(agg: &Aggregator, mut args: ListArgs<LoanFilter, LoanOrderField>) -> (Vec<Loan>, Option<u64>) {
+async fn walk(
+    agg: &Aggregator,
+    mut args: ListArgs<LoanFilter, LoanOrderField>,
+) -> (Vec<Loan>, Option<u64>) {
     let mut all = Vec::new();
     let mut total = None;
     loop {
@@ -166,7 +194,10 @@ fn check_against_brute_force(
     assert_eq!(unique.len(), got.len(), "a loan was served twice");
     assert_eq!(unique, expected);
     for pair in served.windows(2) {
-        assert_ne!(compare_loans(&pair[0], &pair[1], order), std::cmp::Ordering::Greater);
+        assert_ne!(
+            compare_loans(&pair[0], &pair[1], order),
+            std::cmp::Ordering::Greater
+        );
     }
 }
 
@@ -180,10 +211,16 @@ async fn pushed_down_streams_merge_into_one_order_without_loss() {
     ];
     let agg = aggregator(providers.clone());
     let filter = LoanFilter {
-        term_months: Some(Bounds { lte: Some(48), ..Default::default() }),
+        term_months: Some(Bounds {
+            lte: Some(48),
+            ..Default::default()
+        }),
         ..Default::default()
     };
-    let order = vec![OrderKey::desc(LoanOrderField::InterestRate), OrderKey::asc(LoanOrderField::TermMonths)];
+    let order = vec![
+        OrderKey::desc(LoanOrderField::InterestRate),
+        OrderKey::asc(LoanOrderField::TermMonths),
+    ];
     let (served, total) = walk(&agg, args(filter.clone(), order.clone(), 7)).await;
     check_against_brute_force(&served, &providers, &filter, &order);
     assert_eq!(total, Some(served.len() as u64));
@@ -193,7 +230,12 @@ async fn pushed_down_streams_merge_into_one_order_without_loss() {
 async fn residual_filters_and_local_sorting_give_the_same_answer() {
     // Pushes nothing down and cannot order by deadline-like keys.
     let providers = vec![
-        Arc::new(Memory::new("a", 45, vec![], vec![LoanOrderField::InterestRate])),
+        Arc::new(Memory::new(
+            "a",
+            45,
+            vec![],
+            vec![LoanOrderField::InterestRate],
+        )),
         Arc::new(Memory::new("b", 38, vec![LoanFilterField::Rating], vec![])),
     ];
     let agg = aggregator(providers.clone());
@@ -206,7 +248,10 @@ async fn residual_filters_and_local_sorting_give_the_same_answer() {
     let (served, _) = walk(&agg, args(filter.clone(), order.clone(), 4)).await;
     check_against_brute_force(&served, &providers, &filter, &order);
 
-    let order = vec![OrderKey::asc(LoanOrderField::RemainingAmount), OrderKey::desc(LoanOrderField::PublishedAt)];
+    let order = vec![
+        OrderKey::asc(LoanOrderField::RemainingAmount),
+        OrderKey::desc(LoanOrderField::PublishedAt),
+    ];
     let (served, total) = walk(&agg, args(filter.clone(), order.clone(), 9)).await;
     check_against_brute_force(&served, &providers, &filter, &order);
     // Sorted locally, every provider's matching count is known.
@@ -221,17 +266,33 @@ async fn residual_filters_and_local_sorting_give_the_same_answer() {
 #[tokio::test]
 async fn one_failing_provider_leaves_the_others_intact() {
     let providers = vec![
-        Arc::new(Memory::new("a", 10, vec![], vec![LoanOrderField::PublishedAt])),
-        Arc::new(Memory::new("b", 10, vec![], vec![LoanOrderField::PublishedAt])),
+        Arc::new(Memory::new(
+            "a",
+            10,
+            vec![],
+            vec![LoanOrderField::PublishedAt],
+        )),
+        Arc::new(Memory::new(
+            "b",
+            10,
+            vec![],
+            vec![LoanOrderField::PublishedAt],
+        )),
     ];
     *providers[1].fail.lock().unwrap() = Some(Error::upstream_unavailable("boom"));
     let agg = aggregator(providers.clone());
-    let page = agg.loans(&ctx(), args(LoanFilter::default(), vec![], 20)).await.unwrap();
+    let page = agg
+        .loans(&ctx(), args(LoanFilter::default(), vec![], 20))
+        .await
+        .unwrap();
     assert_eq!(page.edges.len(), 10);
     assert!(page.edges.iter().all(|e| e.node.provider().as_str() == "a"));
     assert_eq!(page.errors.len(), 1);
     assert_eq!(page.errors[0].code(), "UPSTREAM_UNAVAILABLE");
-    assert_eq!(page.errors[0].provider.as_ref().map(|p| p.as_str()), Some("b"));
+    assert_eq!(
+        page.errors[0].provider.as_ref().map(|p| p.as_str()),
+        Some("b")
+    );
     assert_eq!(page.total_count, None);
 }
 
@@ -240,32 +301,68 @@ async fn bad_arguments_are_invalid_input() {
     let providers = vec![Arc::new(Memory::new("a", 10, vec![], vec![]))];
     let agg = aggregator(providers);
     for first in [-1, 101] {
-        let err = agg.loans(&ctx(), args(LoanFilter::default(), vec![], first)).await.unwrap_err();
-        assert_eq!((err.code(), err.field.as_deref()), ("INVALID_INPUT", Some("first")));
+        let err = agg
+            .loans(&ctx(), args(LoanFilter::default(), vec![], first))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.code(), err.field.as_deref()),
+            ("INVALID_INPUT", Some("first"))
+        );
     }
     let mut bad = args(LoanFilter::default(), vec![], 5);
     bad.after = Some("not-a-cursor".into());
-    assert_eq!(agg.loans(&ctx(), bad).await.unwrap_err().field.as_deref(), Some("after"));
+    assert_eq!(
+        agg.loans(&ctx(), bad).await.unwrap_err().field.as_deref(),
+        Some("after")
+    );
 
-    let page = agg.loans(&ctx(), args(LoanFilter::default(), vec![], 5)).await.unwrap();
+    let page = agg
+        .loans(&ctx(), args(LoanFilter::default(), vec![], 5))
+        .await
+        .unwrap();
     let mut other_query = args(
-        LoanFilter { insured: Some(true), ..Default::default() },
+        LoanFilter {
+            insured: Some(true),
+            ..Default::default()
+        },
         vec![],
         5,
     );
     other_query.after = page.end_cursor().map(str::to_string);
-    assert!(agg.loans(&ctx(), other_query).await.unwrap_err().message.contains("different query"));
+    assert!(
+        agg.loans(&ctx(), other_query)
+            .await
+            .unwrap_err()
+            .message
+            .contains("different query")
+    );
 
     let mut unknown = args(LoanFilter::default(), vec![], 5);
     unknown.providers = Some(vec!["nope".into()]);
-    assert_eq!(agg.loans(&ctx(), unknown).await.unwrap_err().field.as_deref(), Some("providers"));
+    assert_eq!(
+        agg.loans(&ctx(), unknown)
+            .await
+            .unwrap_err()
+            .field
+            .as_deref(),
+        Some("providers")
+    );
 }
 
 #[tokio::test]
 async fn a_fully_pushed_first_page_is_one_upstream_call() {
-    let providers = vec![Arc::new(Memory::new("a", 50, vec![LoanFilterField::Insured], vec![LoanOrderField::PublishedAt]))];
+    let providers = vec![Arc::new(Memory::new(
+        "a",
+        50,
+        vec![LoanFilterField::Insured],
+        vec![LoanOrderField::PublishedAt],
+    ))];
     let agg = aggregator(providers.clone());
-    let filter = LoanFilter { insured: Some(false), ..Default::default() };
+    let filter = LoanFilter {
+        insured: Some(false),
+        ..Default::default()
+    };
     let page = agg.loans(&ctx(), args(filter, vec![], 20)).await.unwrap();
     assert_eq!(page.edges.len(), 20);
     assert!(page.has_next_page);

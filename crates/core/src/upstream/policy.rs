@@ -177,29 +177,6 @@ impl ThrottlePolicy {
         ThrottlePolicy::default()
     }
 
-    /// Zonky's documented quota: a leaky bucket of 500 tokens refilled at one per
-    /// second, and `/loans/last-published` on its own budget of one per second.
-    pub fn zonky() -> Self {
-        ThrottlePolicy {
-            rules: vec![
-                BucketRule {
-                    name: "last-published".into(),
-                    endpoints: EndpointMatch::Prefixes(vec!["/loans/last-published".into()]),
-                    capacity: 1,
-                    refill_per_second: 1.0,
-                    headroom: default_headroom(),
-                },
-                BucketRule {
-                    name: "default".into(),
-                    endpoints: EndpointMatch::All,
-                    capacity: 500,
-                    refill_per_second: 1.0,
-                    headroom: default_headroom(),
-                },
-            ],
-        }
-    }
-
     /// Checks every rule; errors name the offending config key.
     pub fn validate(&self) -> Result<()> {
         for (index, rule) in self.rules.iter().enumerate() {
@@ -288,13 +265,23 @@ impl TryFrom<RawPolicy> for ThrottlePolicy {
 mod tests {
     use super::*;
 
+    /// A prefix rule ahead of a catch-all, as Zonky's `last-published` budget.
+    fn two_budgets() -> ThrottlePolicy {
+        serde_json::from_value(serde_json::json!({"rules": [
+            {"name": "last-published", "endpoints": {"prefixes": ["/loans/last-published"]},
+             "capacity": 1, "refill_per_second": 1.0},
+            {"name": "default", "capacity": 500, "refill_per_second": 1.0}
+        ]}))
+        .unwrap()
+    }
+
     fn zonky() -> ProviderId {
         ProviderId::new("zonky").unwrap()
     }
 
     #[test]
     fn zonky_policy_puts_last_published_first() {
-        let policy = ThrottlePolicy::zonky();
+        let policy = two_budgets();
         policy.validate().unwrap();
         assert_eq!(
             policy.rule_for("/loans/last-published").unwrap().name,
@@ -337,7 +324,7 @@ mod tests {
         assert_eq!(a.endpoint, Some("/auctions"));
         assert_eq!(a.to_string(), "zonky/per-endpoint/auctions/conn-1");
 
-        let all = ResolvedPolicy::new(&ThrottlePolicy::zonky()).unwrap();
+        let all = ResolvedPolicy::new(&two_budgets()).unwrap();
         let a = all.bucket_for(&zonky(), "/loans/{id}", &cred).unwrap();
         let b = all
             .bucket_for(&zonky(), "/users/me/investments", &cred)

@@ -11,16 +11,18 @@ mod wire;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use finmesh_core::model::Loan;
 use finmesh_core::paging::fetch_window;
 use finmesh_core::provider::LoanRequest;
 use finmesh_core::query::{LoanFilterField, LoanOrderField};
 use finmesh_core::registry::{FactoryContext, ProviderFactory};
-use finmesh_core::upstream::{BucketRule, EndpointMatch, ThrottlePolicy, Upstream, UpstreamConfig, UpstreamResponse};
+use finmesh_core::upstream::{
+    BucketRule, EndpointMatch, ThrottlePolicy, Upstream, UpstreamConfig, UpstreamResponse,
+};
 use finmesh_core::{
     CallContext, Capabilities, EntityKind, Error, ErrorKind, GlobalId, ListCapabilities, Provider,
     ProviderId, Result, Slice,
 };
-use finmesh_core::model::Loan;
 use http::Method;
 use serde::Deserialize;
 
@@ -165,33 +167,34 @@ pub struct Zonky {
 impl Zonky {
     /// Maps Zonky's error answers; anything else gets the generic mapping.
     fn error(&self, response: UpstreamResponse) -> Error {
-        if response.status == http::StatusCode::BAD_REQUEST {
-            if let Ok(body) = response.json::<wire::ErrorBody>() {
-                match body.error.as_deref() {
-                    Some("invalid_filter") => {
-                        let property = body.property.unwrap_or_default();
-                        let field = query::unified_field_name(&property, body.operation.as_deref());
-                        return Error::invalid_input(
-                            field,
-                            format!(
-                                "Zonky does not allow this filter or order: {}",
-                                body.error_description.unwrap_or(property)
-                            ),
-                        )
-                        .with_provider_code("invalid_filter")
-                        .with_provider(&self.id);
-                    }
-                    // Zonky may answer an expired token with 400 (providers README).
-                    Some("invalid_token") => {
-                        return Error::new(ErrorKind::Unauthenticated, "Zonky refused the access token")
-                            .with_provider_code("invalid_token")
-                            .with_provider(&self.id);
-                    }
-                    _ => {}
-                }
+        let body = (response.status == http::StatusCode::BAD_REQUEST)
+            .then(|| response.json::<wire::ErrorBody>().ok())
+            .flatten();
+        let Some(body) = body else {
+            return response.into_default_error();
+        };
+        match body.error.as_deref() {
+            Some("invalid_filter") => {
+                let property = body.property.unwrap_or_default();
+                let field = query::unified_field_name(&property, body.operation.as_deref());
+                Error::invalid_input(
+                    field,
+                    format!(
+                        "Zonky does not allow this filter or order: {}",
+                        body.error_description.unwrap_or(property)
+                    ),
+                )
+                .with_provider_code("invalid_filter")
+                .with_provider(&self.id)
             }
+            // Zonky may answer an expired token with 400 (providers README).
+            Some("invalid_token") => {
+                Error::new(ErrorKind::Unauthenticated, "Zonky refused the access token")
+                    .with_provider_code("invalid_token")
+                    .with_provider(&self.id)
+            }
+            _ => response.into_default_error(),
         }
-        response.into_default_error()
     }
 
     async fn marketplace_page(
@@ -216,7 +219,8 @@ impl Zonky {
         }
         let total = match response.header_str("X-Total") {
             Some(raw) => Some(raw.trim().parse::<u64>().map_err(|_| {
-                Error::upstream_protocol(format!("X-Total is not a number: {raw:?}")).with_provider(&self.id)
+                Error::upstream_protocol(format!("X-Total is not a number: {raw:?}"))
+                    .with_provider(&self.id)
             })?),
             None => None,
         };
@@ -264,9 +268,9 @@ impl Provider for Zonky {
 
     async fn loan(&self, ctx: &CallContext, native_id: &str) -> Result<Loan> {
         // Only numeric ids reach the URL path.
-        let id: u64 = native_id
-            .parse()
-            .map_err(|_| Error::invalid_input("id", format!("{native_id:?} is not a Zonky loan id")))?;
+        let id: u64 = native_id.parse().map_err(|_| {
+            Error::invalid_input("id", format!("{native_id:?} is not a Zonky loan id"))
+        })?;
         let response = self
             .upstream
             .request(Method::GET, LOAN, &format!("/loans/{id}"))
@@ -301,7 +305,10 @@ impl Provider for Zonky {
         let id = match response.json::<serde_json::Value>()? {
             serde_json::Value::Number(n) => n.to_string(),
             other => serde_json::from_value::<LastLoanId>(other)
-                .map_err(|e| Error::upstream_protocol(format!("unexpected last-published JSON: {e}")).with_provider(&self.id))?
+                .map_err(|e| {
+                    Error::upstream_protocol(format!("unexpected last-published JSON: {e}"))
+                        .with_provider(&self.id)
+                })?
                 .id
                 .to_string(),
         };

@@ -42,13 +42,18 @@ pub fn marketplace_params(
 ) -> Option<MarketplaceParams> {
     let mut filters = Vec::new();
     if let Some(bounds) = &filter.interest_rate {
-        push_bounds(&mut filters, "interestRate", bounds, |v| v.normalize().to_string());
+        push_bounds(&mut filters, "interestRate", bounds, |v| {
+            v.normalize().to_string()
+        });
     }
     if let Some(bounds) = &filter.term_months {
         push_bounds(&mut filters, "termInMonths", bounds, u32::to_string);
     }
     if let Some(ratings) = &filter.ratings {
-        filters.push(("rating__in".into(), json_list(ratings.iter().map(String::as_str))));
+        filters.push((
+            "rating__in".into(),
+            json_list(ratings.iter().map(String::as_str)),
+        ));
     }
     if let Some(purposes) = &filter.purposes {
         let zonky: Vec<&str> = purposes.iter().filter_map(|p| zonky_purpose(*p)).collect();
@@ -176,7 +181,10 @@ mod tests {
 
     #[test]
     fn refused_properties_name_the_unified_field() {
-        assert_eq!(unified_field_name("termInMonths", Some("gt")), "filter.termMonths");
+        assert_eq!(
+            unified_field_name("termInMonths", Some("gt")),
+            "filter.termMonths"
+        );
         assert_eq!(unified_field_name("amount", Some("X-Order")), "orderBy");
     }
 }

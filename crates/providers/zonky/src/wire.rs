@@ -93,7 +93,10 @@ pub fn loan_from_json(provider: &ProviderId, raw: serde_json::Value) -> Result<L
         id: GlobalId::new(provider.clone(), EntityKind::Loan, wire.id.to_string()),
         name: wire.name,
         story: wire.story,
-        purpose: wire.purpose.as_deref().map_or(LoanPurpose::Other, unified_purpose),
+        purpose: wire
+            .purpose
+            .as_deref()
+            .map_or(LoanPurpose::Other, unified_purpose),
         purpose_raw: wire.purpose,
         rating: wire.rating,
         interest_rate: wire.interest_rate,
@@ -137,7 +140,8 @@ mod tests {
     #[test]
     fn maps_the_documented_example() {
         // Parsed from text, as the wire delivers it, so numbers keep their digits.
-        let raw: serde_json::Value = serde_json::from_str(r#"{
+        let raw: serde_json::Value = serde_json::from_str(
+            r#"{
             "id": 1, "url": "https://app.zonky.cz/loan/1", "name": "Loan refinancing",
             "story": "Dear investors, ...", "purpose": "REFINANCING", "photos": [],
             "nickName": "zonky0", "termInMonths": 42, "interestRate": 0.059900,
@@ -147,11 +151,16 @@ mod tests {
             "covered": false, "datePublished": "2016-04-19T18:25:41.208+02:00", "published": true,
             "deadline": "2016-04-26T18:23:53.101+02:00", "investmentsCount": 72, "region": "6",
             "mainIncomeType": "EMPLOYMENT", "insuranceActive": true, "insuranceHistory": []
-        }"#).unwrap();
+        }"#,
+        )
+        .unwrap();
         let loan = loan_from_json(&provider(), raw).unwrap();
         assert_eq!(loan.id.to_string(), "zonky:loan:1");
         assert_eq!(loan.interest_rate.to_string(), "0.059900");
-        assert_eq!(loan.amount, Money::new(Decimal::new(20_000_000, 2), Currency::CZK));
+        assert_eq!(
+            loan.amount,
+            Money::new(Decimal::new(20_000_000, 2), Currency::CZK)
+        );
         assert_eq!(loan.purpose, LoanPurpose::Refinancing);
         assert_eq!(loan.borrower_region.as_deref(), Some("6"));
         assert_eq!(loan.status, LoanStatus::Closed);

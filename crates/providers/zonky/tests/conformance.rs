@@ -54,9 +54,16 @@ impl Simulator for ZonkySimulator {
     }
 }
 
-async fn start(config: ZonkyConfig, provider: serde_json::Value) -> (Arc<dyn Provider>, ZonkySandbox, RunningSandbox) {
+async fn start(
+    config: ZonkyConfig,
+    provider: serde_json::Value,
+) -> (Arc<dyn Provider>, ZonkySandbox, RunningSandbox) {
     let sandbox = ZonkySandbox::new(config);
-    let running = sandbox.clone().spawn("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let running = sandbox
+        .clone()
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let mut table = provider;
     table["base_url"] = running.base_url().into();
     let context = FactoryContext {
@@ -78,22 +85,36 @@ async fn zonky_passes_the_conformance_suite() {
         ..ZonkyConfig::default()
     };
     // Large pages keep the suite within the default budget of 500 requests.
-    let (provider, sandbox, _running) =
-        start(config, serde_json::json!({"kind": "zonky", "page_size": 500})).await;
-    let simulator = ZonkySimulator { sandbox: sandbox.clone() };
+    let (provider, sandbox, _running) = start(
+        config,
+        serde_json::json!({"kind": "zonky", "page_size": 500}),
+    )
+    .await;
+    let simulator = ZonkySimulator {
+        sandbox: sandbox.clone(),
+    };
     finmesh_testkit::check_loans(provider, &simulator).await;
 
     // Every request identified finmesh as the document asks.
+    eprintln!("conformance used {:?}", sandbox.stats());
     let requests = sandbox.requests();
     assert!(!requests.is_empty());
     assert!(requests.iter().all(|r| {
-        r.headers.get("user-agent").map(String::as_str) == Some("finmesh-test/0.0 (https://example.test)")
+        r.headers.get("user-agent").map(String::as_str)
+            == Some("finmesh-test/0.0 (https://example.test)")
     }));
 }
 
 #[tokio::test]
 async fn last_published_and_loan_ids() {
-    let (provider, sandbox, _running) = start(ZonkyConfig { loans: 50, ..Default::default() }, serde_json::json!({})).await;
+    let (provider, sandbox, _running) = start(
+        ZonkyConfig {
+            loans: 50,
+            ..Default::default()
+        },
+        serde_json::json!({}),
+    )
+    .await;
     let ctx = CallContext::anonymous(Duration::from_secs(5));
     let latest = provider.latest_loan_id(&ctx).await.unwrap();
     let newest = sandbox
@@ -104,4 +125,33 @@ async fn last_published_and_loan_ids() {
     assert_eq!(latest.native(), newest["id"].to_string());
     let err = provider.loan(&ctx, "abc").await.unwrap_err();
     assert_eq!(err.code(), "INVALID_INPUT");
+}
+
+#[tokio::test]
+async fn a_filter_zonky_refuses_names_the_field() {
+    let config = ZonkyConfig {
+        loans: 50,
+        refused_fields: vec!["termInMonths".into()],
+        ..Default::default()
+    };
+    let (provider, _sandbox, _running) = start(config, serde_json::json!({})).await;
+    let request = finmesh_core::ListRequest {
+        filter: finmesh_core::query::LoanFilter {
+            term_months: Some(finmesh_core::query::Bounds {
+                lte: Some(48),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        order: vec![],
+        offset: 0,
+        limit: 20,
+    };
+    let ctx = CallContext::anonymous(Duration::from_secs(5));
+    let err = provider.loans(&ctx, &request).await.unwrap_err();
+    assert_eq!(err.code(), "INVALID_INPUT");
+    assert_eq!(err.field.as_deref(), Some("filter.termMonths"));
+    assert_eq!(err.provider_code.as_deref(), Some("invalid_filter"));
+    assert_eq!(err.provider.as_ref().map(|p| p.as_str()), Some("zonky"));
+    assert!(err.message.contains("termInMonths"), "{}", err.message);
 }

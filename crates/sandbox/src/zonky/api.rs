@@ -26,10 +26,11 @@ pub(crate) struct Marketplace {
     loans: Vec<Loan>,
     last_published: Option<u64>,
     max_page_size: usize,
+    refused_fields: Vec<String>,
 }
 
 impl Marketplace {
-    pub(crate) fn new(loans: Vec<Loan>, max_page_size: usize) -> Self {
+    pub(crate) fn new(loans: Vec<Loan>, max_page_size: usize, refused_fields: Vec<String>) -> Self {
         let last_published = loans
             .iter()
             .max_by_key(|loan| (loan.date_published, loan.id))
@@ -38,6 +39,7 @@ impl Marketplace {
             loans,
             last_published,
             max_page_size,
+            refused_fields,
         }
     }
 
@@ -54,6 +56,8 @@ impl Marketplace {
 /// What a request asks for in its query string: filters and a partial response.
 struct Query {
     filters: Vec<Filter>,
+    /// Each filter's property and operation, as sent.
+    properties: Vec<(String, String)>,
     fields: Option<FieldSelection>,
 }
 
@@ -63,6 +67,7 @@ impl Query {
     fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
         let mut query = Self {
             filters: Vec::new(),
+            properties: Vec::new(),
             fields: None,
         };
         let mut fields = Vec::new();
@@ -71,6 +76,9 @@ impl Query {
                 fields.push(value.into_owned());
             } else if let Some((property, suffix)) = name.split_once("__") {
                 query.filters.push(Filter::parse(property, suffix, &value)?);
+                query
+                    .properties
+                    .push((property.to_owned(), suffix.to_owned()));
             }
         }
         query.fields = FieldSelection::parse(&fields.join(","));
@@ -109,6 +117,16 @@ pub(crate) async fn marketplace(
         order
     };
     let query = Query::parse(raw_query.as_deref())?;
+    for (property, operation) in query
+        .properties
+        .iter()
+        .map(|(p, op)| (p.as_str(), op.as_str()))
+        .chain(order.iter().map(|key| (key.field.name(), "X-Order")))
+    {
+        if market.refused_fields.iter().any(|f| f == property) {
+            return Err(ApiError::invalid_filter(property, operation));
+        }
+    }
 
     // Only loans whose deadline is still ahead are on the marketplace.
     let now = chrono::Utc::now();

@@ -63,7 +63,7 @@ impl Field {
         Self::InsuranceActive,
     ];
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::DatePublished => "datePublished",
             Self::InterestRate => "interestRate",
@@ -471,7 +471,7 @@ fn in_prague(local: NaiveDateTime) -> Option<DateTime<Utc>> {
 /// One key of an `X-Order` header.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SortKey {
-    field: Field,
+    pub(crate) field: Field,
     descending: bool,
 }
 

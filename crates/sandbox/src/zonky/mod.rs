@@ -68,6 +68,9 @@ pub struct ZonkyConfig {
     pub max_page_size: usize,
     /// Faults to inject from the start.
     pub faults: Faults,
+    /// Properties refused for filtering and ordering on top of the document's
+    /// table, as when Zonky withdraws one: lets tests see `invalid_filter`.
+    pub refused_fields: Vec<String>,
 }
 
 impl Default for ZonkyConfig {
@@ -88,6 +91,7 @@ impl Default for ZonkyConfig {
             retry_after_on_429: false,
             max_page_size: 5_000,
             faults: Faults::default(),
+            refused_fields: Vec::new(),
         }
     }
 }
@@ -125,7 +129,11 @@ impl ZonkySandbox {
         let loans = data::generate(config.seed, config.loans, chrono::Utc::now());
         Self {
             inner: Arc::new(Inner {
-                marketplace: Arc::new(Marketplace::new(loans, config.max_page_size)),
+                marketplace: Arc::new(Marketplace::new(
+                    loans,
+                    config.max_page_size,
+                    config.refused_fields,
+                )),
                 bucket: Arc::new(Throttle::new(config.bucket, config.retry_after_on_429)),
                 last_published_bucket: Arc::new(Throttle::new(
                     config.last_published_bucket,
