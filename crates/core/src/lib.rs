@@ -3,10 +3,12 @@
 //! fans out and merges, and the upstream HTTP client with its throttle.
 
 pub mod aggregate;
+pub mod auth;
 pub mod error;
 pub mod id;
 pub mod model;
 pub mod money;
+pub mod oauth;
 pub mod paging;
 pub mod provider;
 pub mod query;
@@ -14,6 +16,7 @@ pub mod registry;
 pub mod time;
 pub mod upstream;
 
+pub use auth::{AccessToken, Principal, TokenSource};
 pub use error::{Error, ErrorKind, Result};
 pub use id::{EntityKind, GlobalId, ProviderId};
 pub use money::{Currency, Money};

@@ -5,16 +5,21 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
+use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::id::ProviderId;
-use crate::model::Loan;
-use crate::query::{LoanFilter, LoanFilterField, LoanOrderField, OrderKey};
+use crate::model::{Investment, Loan, PortfolioSummary};
+use crate::oauth::OAuthClient;
+use crate::query::{
+    InvestmentFilter, InvestmentFilterField, InvestmentOrderField, LoanFilter, LoanFilterField,
+    LoanOrderField, OrderKey,
+};
 
 /// Per-call context: who is asking and how long they are willing to wait.
 #[derive(Debug, Clone)]
 pub struct CallContext {
     /// The authenticated principal, if any (`sub` of the frontend JWT).
-    pub principal: Option<String>,
+    pub principal: Option<Principal>,
     /// The instant by which an answer is useless to the caller.
     pub deadline: Instant,
 }
@@ -23,6 +28,13 @@ impl CallContext {
     pub fn anonymous(timeout: Duration) -> Self {
         CallContext {
             principal: None,
+            deadline: Instant::now() + timeout,
+        }
+    }
+
+    pub fn for_principal(principal: Principal, timeout: Duration) -> Self {
+        CallContext {
+            principal: Some(principal),
             deadline: Instant::now() + timeout,
         }
     }
@@ -37,6 +49,8 @@ impl CallContext {
 pub struct Capabilities {
     /// `None` when the provider has no loan marketplace.
     pub loans: Option<ListCapabilities<LoanFilterField, LoanOrderField>>,
+    /// `None` when the provider cannot list a user's investments.
+    pub investments: Option<ListCapabilities<InvestmentFilterField, InvestmentOrderField>>,
 }
 
 /// For one list operation: which filters and orders the platform evaluates itself.
@@ -77,6 +91,7 @@ pub struct Slice<T> {
 }
 
 pub type LoanRequest = ListRequest<LoanFilter, LoanOrderField>;
+pub type InvestmentRequest = ListRequest<InvestmentFilter, InvestmentOrderField>;
 
 /// A platform adapter. Every operation has a default that answers "not supported",
 /// so an adapter implements exactly what its platform offers.
@@ -93,6 +108,11 @@ pub trait Provider: Send + Sync + 'static {
 
     fn capabilities(&self) -> &Capabilities;
 
+    /// How users link their account, for platforms that use OAuth.
+    fn oauth(&self) -> Option<&OAuthClient> {
+        None
+    }
+
     /// Marketplace loans.
     async fn loans(&self, _ctx: &CallContext, _request: &LoanRequest) -> Result<Slice<Loan>> {
         Err(Error::not_supported("loans"))
@@ -107,5 +127,25 @@ pub trait Provider: Send + Sync + 'static {
     /// the marketplace changed without listing it.
     async fn latest_loan_id(&self, _ctx: &CallContext) -> Result<crate::id::GlobalId> {
         Err(Error::not_supported("latestLoanId"))
+    }
+
+    /// The principal's investments (`ctx.principal`).
+    async fn investments(
+        &self,
+        _ctx: &CallContext,
+        _request: &InvestmentRequest,
+    ) -> Result<Slice<Investment>> {
+        Err(Error::not_supported("investments"))
+    }
+
+    /// One of the principal's investments by its native id.
+    async fn investment(&self, _ctx: &CallContext, _native_id: &str) -> Result<Investment> {
+        Err(Error::not_supported("investment"))
+    }
+
+    /// The principal's portfolio per currency, for platforms with a summary
+    /// endpoint; the aggregator sums the investments of the others.
+    async fn portfolio(&self, _ctx: &CallContext) -> Result<Vec<PortfolioSummary>> {
+        Err(Error::not_supported("portfolio"))
     }
 }

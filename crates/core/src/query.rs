@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::error::Error;
-use crate::model::{Loan, LoanPurpose};
+use crate::model::{Investment, InvestmentStatus, Loan, LoanHealth, LoanPurpose, SellStatus};
 use crate::money::Currency;
 
 /// A range on an ordered value; every bound is optional and they combine with AND.
@@ -248,12 +248,7 @@ pub fn compare_loans(a: &Loan, b: &Loan, keys: &[OrderKey<LoanOrderField>]) -> O
                 ),
                 LoanOrderField::Deadline => option_cmp(&a.deadline, &b.deadline),
             };
-            match (ordering, key.direction) {
-                (Some(o), Direction::Asc) => o,
-                (Some(o), Direction::Desc) => o.reverse(),
-                // One side is missing: missing sorts last in both directions.
-                (None, _) => a_missing_last(a, b, key.field),
-            }
+            directed(ordering, key.direction, || a_missing_last(a, b, key.field))
         })
         .find(|o| o.is_ne())
         .unwrap_or(Ordering::Equal)
@@ -276,4 +271,176 @@ fn a_missing_last(a: &Loan, b: &Loan, field: LoanOrderField) -> Ordering {
         LoanOrderField::InterestRate | LoanOrderField::TermMonths => true,
     };
     present(b).cmp(&present(a))
+}
+
+/// The filterable properties of an investment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InvestmentFilterField {
+    Status,
+    LoanHealth,
+    SellStatus,
+    Currency,
+    PurchasedAt,
+    PrincipalUnpaid,
+    InterestRate,
+}
+
+/// Which investments to return. `None` means "no condition".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InvestmentFilter {
+    pub statuses: Option<Vec<InvestmentStatus>>,
+    pub loan_health: Option<Vec<LoanHealth>>,
+    pub sell_statuses: Option<Vec<SellStatus>>,
+    pub currency: Option<Currency>,
+    pub purchased_at: Option<Bounds<DateTime<Utc>>>,
+    pub principal_unpaid: Option<Bounds<Decimal>>,
+    pub interest_rate: Option<Bounds<Decimal>>,
+}
+
+impl InvestmentFilter {
+    pub fn matches(&self, investment: &Investment) -> bool {
+        one_of(&self.statuses, Some(&investment.status))
+            && one_of(&self.loan_health, investment.loan_health.as_ref())
+            && one_of(&self.sell_statuses, investment.sell_status.as_ref())
+            && self.currency.is_none_or(|c| investment.currency() == c)
+            && self
+                .purchased_at
+                .as_ref()
+                .is_none_or(|b| b.contains_opt(investment.purchased_at.as_ref()))
+            && self
+                .principal_unpaid
+                .as_ref()
+                .is_none_or(|b| b.contains(&investment.principal_unpaid.amount))
+            && self
+                .interest_rate
+                .as_ref()
+                .is_none_or(|b| b.contains_opt(investment.interest_rate.as_ref()))
+    }
+
+    pub fn fields(&self) -> Vec<InvestmentFilterField> {
+        [
+            (self.statuses.is_some(), InvestmentFilterField::Status),
+            (
+                self.loan_health.is_some(),
+                InvestmentFilterField::LoanHealth,
+            ),
+            (
+                self.sell_statuses.is_some(),
+                InvestmentFilterField::SellStatus,
+            ),
+            (self.currency.is_some(), InvestmentFilterField::Currency),
+            (
+                self.purchased_at.is_some(),
+                InvestmentFilterField::PurchasedAt,
+            ),
+            (
+                self.principal_unpaid.is_some(),
+                InvestmentFilterField::PrincipalUnpaid,
+            ),
+            (
+                self.interest_rate.is_some(),
+                InvestmentFilterField::InterestRate,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(present, field)| present.then_some(field))
+        .collect()
+    }
+
+    pub fn restricted_to(&self, fields: &[InvestmentFilterField]) -> InvestmentFilter {
+        let keep = |field| fields.contains(&field);
+        InvestmentFilter {
+            statuses: self
+                .statuses
+                .clone()
+                .filter(|_| keep(InvestmentFilterField::Status)),
+            loan_health: self
+                .loan_health
+                .clone()
+                .filter(|_| keep(InvestmentFilterField::LoanHealth)),
+            sell_statuses: self
+                .sell_statuses
+                .clone()
+                .filter(|_| keep(InvestmentFilterField::SellStatus)),
+            currency: self
+                .currency
+                .filter(|_| keep(InvestmentFilterField::Currency)),
+            purchased_at: self
+                .purchased_at
+                .clone()
+                .filter(|_| keep(InvestmentFilterField::PurchasedAt)),
+            principal_unpaid: self
+                .principal_unpaid
+                .clone()
+                .filter(|_| keep(InvestmentFilterField::PrincipalUnpaid)),
+            interest_rate: self
+                .interest_rate
+                .clone()
+                .filter(|_| keep(InvestmentFilterField::InterestRate)),
+        }
+    }
+}
+
+/// No condition, or `value` is one of the wanted ones.
+fn one_of<T: PartialEq>(wanted: &Option<Vec<T>>, value: Option<&T>) -> bool {
+    wanted
+        .as_ref()
+        .is_none_or(|w| value.is_some_and(|v| w.contains(v)))
+}
+
+/// The properties investments can be ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InvestmentOrderField {
+    PurchasedAt,
+    PrincipalUnpaid,
+    InterestRate,
+    NextPaymentDate,
+}
+
+/// Orders investments by `keys`; missing values sort last whatever the direction.
+pub fn compare_investments(
+    a: &Investment,
+    b: &Investment,
+    keys: &[OrderKey<InvestmentOrderField>],
+) -> Ordering {
+    keys.iter()
+        .map(|key| {
+            let ordering = match key.field {
+                InvestmentOrderField::PurchasedAt => option_cmp(&a.purchased_at, &b.purchased_at),
+                InvestmentOrderField::PrincipalUnpaid => {
+                    Some(a.principal_unpaid.amount.cmp(&b.principal_unpaid.amount))
+                }
+                InvestmentOrderField::InterestRate => {
+                    option_cmp(&a.interest_rate, &b.interest_rate)
+                }
+                InvestmentOrderField::NextPaymentDate => {
+                    option_cmp(&a.next_payment_date, &b.next_payment_date)
+                }
+            };
+            directed(ordering, key.direction, || {
+                let present = |i: &Investment| match key.field {
+                    InvestmentOrderField::PurchasedAt => i.purchased_at.is_some(),
+                    InvestmentOrderField::PrincipalUnpaid => true,
+                    InvestmentOrderField::InterestRate => i.interest_rate.is_some(),
+                    InvestmentOrderField::NextPaymentDate => i.next_payment_date.is_some(),
+                };
+                present(b).cmp(&present(a))
+            })
+        })
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
+}
+
+/// Applies the direction to a comparison of present values; when one side is
+/// missing, `missing_last` decides, whatever the direction.
+fn directed(
+    ordering: Option<Ordering>,
+    direction: Direction,
+    missing_last: impl FnOnce() -> Ordering,
+) -> Ordering {
+    match (ordering, direction) {
+        (Some(o), Direction::Asc) => o,
+        (Some(o), Direction::Desc) => o.reverse(),
+        (None, _) => missing_last(),
+    }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::TokenSource;
 use crate::error::{Error, Result};
 use crate::id::ProviderId;
 use crate::provider::Provider;
@@ -20,6 +21,8 @@ pub struct FactoryContext {
     pub request_timeout: Duration,
     /// The throttle backend shared by every provider (local or Redis).
     pub throttle: Arc<dyn Throttle>,
+    /// Where adapters get users' access tokens.
+    pub tokens: Arc<dyn TokenSource>,
 }
 
 /// Builds provider instances of one kind from their configuration table.

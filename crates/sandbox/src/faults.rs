@@ -11,7 +11,11 @@
 //!    body, truncated body, with their `*_rate` probabilities.
 //!
 //! A faulted request never reaches the simulator, so it costs the client no
-//! throttling token, except a truncated one: its body is the real answer's.
+//! throttling token, except a truncated one (its body is the real answer's) and
+//! the `commit_then_*` ones: the simulator performs those requests, keeps what
+//! they changed (a transfer created or confirmed), and only then is its answer
+//! replaced by an error or a dropped connection. They are the ambiguous
+//! outcomes that exactly-once writes must survive.
 
 use std::{fmt, io, sync::Arc, sync::Mutex, time::Duration};
 
@@ -79,7 +83,8 @@ pub struct RateLimitBurst {
 
 /// A fault for one request. As JSON: `{"kind": "server_error", "status": 502}`,
 /// `{"kind": "rate_limited", "retry_after_secs": 2}`, `{"kind": "malformed"}`,
-/// `{"kind": "truncated"}`, `{"kind": "drop"}`, `{"kind": "latency", "ms": 250}`.
+/// `{"kind": "truncated"}`, `{"kind": "drop"}`, `{"kind": "latency", "ms": 250}`,
+/// `{"kind": "commit_then_drop"}`, `{"kind": "commit_then_error", "status": 500}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FaultKind {
@@ -95,6 +100,12 @@ pub enum FaultKind {
     Drop,
     /// Delay this request, then answer it normally.
     Latency { ms: u64 },
+    /// Perform the request (its changes stay), then close the connection
+    /// without an answer.
+    CommitThenDrop,
+    /// Perform the request (its changes stay), then answer this status (4xx
+    /// or 5xx) with the small JSON error body of `server_error` instead.
+    CommitThenError { status: u16 },
 }
 
 /// Why a [`Faults`] was refused.
@@ -129,7 +140,9 @@ impl Faults {
         }
         let statuses = std::iter::once(("error_status", self.error_status)).chain(
             self.next.iter().filter_map(|fault| match fault {
-                FaultKind::ServerError { status } => Some(("next[].status", *status)),
+                FaultKind::ServerError { status } | FaultKind::CommitThenError { status } => {
+                    Some(("next[].status", *status))
+                }
                 _ => None,
             }),
         );
@@ -169,6 +182,8 @@ enum Injected {
     Malformed,
     Truncated,
     Drop,
+    CommitThenDrop,
+    CommitThenError(StatusCode),
 }
 
 impl FaultInjector {
@@ -216,6 +231,10 @@ impl FaultInjector {
                 FaultKind::Malformed => Some(Injected::Malformed),
                 FaultKind::Truncated => Some(Injected::Truncated),
                 FaultKind::Drop => Some(Injected::Drop),
+                FaultKind::CommitThenDrop => Some(Injected::CommitThenDrop),
+                FaultKind::CommitThenError { status } => {
+                    Some(Injected::CommitThenError(error_status(status)))
+                }
             }
         };
         Plan { latency, fault }
@@ -285,14 +304,7 @@ pub(crate) async fn inject_faults(
     };
     tracing::debug!(?fault, path = request.uri().path(), "injecting a fault");
     let (mut response, outcome) = match fault {
-        Injected::ServerError(status) => (
-            (
-                status,
-                Json(json!({"error": "injected_fault", "status": status.as_u16()})),
-            )
-                .into_response(),
-            Outcome::Faulted,
-        ),
+        Injected::ServerError(status) => (server_error(status), Outcome::Faulted),
         Injected::RateLimited { retry_after_secs } => (
             (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -305,9 +317,37 @@ pub(crate) async fn inject_faults(
         Injected::Malformed => (malformed(), Outcome::Faulted),
         Injected::Truncated => (truncate(next.run(request).await).await, Outcome::Faulted),
         Injected::Drop => (dropped_connection(), Outcome::Dropped),
+        Injected::CommitThenDrop => {
+            commit(next.run(request).await).await;
+            (dropped_connection(), Outcome::Dropped)
+        }
+        Injected::CommitThenError(status) => {
+            commit(next.run(request).await).await;
+            (server_error(status), Outcome::Faulted)
+        }
     };
     response.extensions_mut().insert(outcome);
     response
+}
+
+fn server_error(status: StatusCode) -> Response {
+    (
+        status,
+        Json(json!({"error": "injected_fault", "status": status.as_u16()})),
+    )
+        .into_response()
+}
+
+/// Drives the real answer's body to its end, so that a simulator doing work
+/// while streaming has done it too, then throws the answer away.
+async fn commit(response: Response) {
+    let status = response.status();
+    if axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .is_err()
+    {
+        tracing::debug!(%status, "the committed answer's body failed");
+    }
 }
 
 /// What a misbehaving proxy in front of an API sends: an HTML page labelled JSON.
@@ -440,5 +480,25 @@ mod tests {
         .unwrap();
         assert_eq!(kinds[0], FaultKind::ServerError { status: 502 });
         assert_eq!(kinds[5], FaultKind::Latency { ms: 9 });
+    }
+
+    #[test]
+    fn commit_faults_read_as_tagged_json_and_check_their_status() {
+        let kinds: Vec<FaultKind> = serde_json::from_str(
+            r#"[{"kind":"commit_then_drop"},{"kind":"commit_then_error","status":500}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            kinds,
+            [
+                FaultKind::CommitThenDrop,
+                FaultKind::CommitThenError { status: 500 }
+            ]
+        );
+        let not_an_error = Faults {
+            next: vec![FaultKind::CommitThenError { status: 201 }],
+            ..Faults::default()
+        };
+        assert!(not_an_error.validate().is_err());
     }
 }

@@ -31,15 +31,24 @@
 //! # }
 //! ```
 
+pub mod bondora;
+pub mod bongloy;
+pub mod bucket;
 mod control;
 pub mod faults;
+pub mod oauth;
 mod server;
 pub mod stats;
 pub mod zonky;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+pub use bondora::{BondoraConfig, BondoraSandbox};
+pub use bongloy::{BongloyConfig, BongloySandbox};
 pub use faults::{FaultKind, Faults, InvalidFaults, RateLimitBurst};
+pub use oauth::{
+    Access, ClientAuth, OAuthConfig, OAuthServer, TokenProblem, TokenResponse, TokenStats,
+};
 pub use server::RunningSandbox;
 pub use stats::{Outcome, RequestRecord, Stats};
 pub use zonky::{BucketConfig, ZonkyConfig, ZonkySandbox};

@@ -1,5 +1,5 @@
 //! The Zonky simulator seen by an HTTP client, checked against brute force over
-//! `ZonkySandbox::loans()`.
+//! `ZonkySandbox::loans()`, `investments()` and `smp_offers()`.
 
 // Helpers outside `#[test]` functions are test code too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -12,10 +12,10 @@ use std::{
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use chrono_tz::Europe::Prague;
 use finmesh_sandbox::{
-    BucketConfig, FaultKind, Faults, Outcome, RateLimitBurst, RunningSandbox, Stats, ZonkyConfig,
-    ZonkySandbox,
+    BucketConfig, FaultKind, Faults, OAuthConfig, Outcome, RateLimitBurst, RunningSandbox, Stats,
+    TokenStats, ZonkyConfig, ZonkySandbox,
 };
-use reqwest::{Client, RequestBuilder, Response, StatusCode, header};
+use reqwest::{Client, RequestBuilder, Response, StatusCode, Url, header, redirect};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -138,7 +138,13 @@ fn key(loan: &Value, field: &str) -> Option<Key> {
 
 /// Orders as `X-Order` says, nulls first when ascending, then by id.
 fn sort(loans: &mut [Value], order: &str) {
-    loans.sort_by(|a, b| {
+    sort_with(loans, order, key);
+}
+
+/// Orders as `X-Order` says, reading each field with `key`, nulls first when
+/// ascending, then by id.
+fn sort_with(records: &mut [Value], order: &str, key: impl Fn(&Value, &str) -> Option<Key>) {
+    records.sort_by(|a, b| {
         for item in order.split(',') {
             let (descending, field) = item
                 .strip_prefix('-')
@@ -1027,4 +1033,1316 @@ fn config_reads_with_defaults() {
     );
     assert_eq!(config.faults.error_status, 503);
     assert!(serde_json::from_value::<ZonkyConfig>(json!({"lons": 1})).is_err());
+}
+
+// ------------------------------------------------------ OAuth and private data
+
+/// A redirect URI with its own parameter, which the redirect must keep.
+const CALLBACK: &str = "http://127.0.0.1:9/callback?app=finmesh";
+const READ_SCOPES: &str = "SCOPE_APP_BASIC_INFO SCOPE_INVESTMENT_READ";
+
+impl Sim {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.running.base_url())
+    }
+
+    /// The authorize step, without following its redirect.
+    async fn authorize(&self, params: &[(&str, &str)]) -> Response {
+        Client::builder()
+            .redirect(redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(self.url("/oauth/authorize"))
+            .query(params)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A fresh authorization code of `user` for `scope`, sent to [`CALLBACK`].
+    async fn code(&self, user: &str, scope: &str) -> String {
+        let response = self
+            .authorize(&[
+                ("response_type", "code"),
+                ("client_id", "mujrobot"),
+                ("redirect_uri", CALLBACK),
+                ("scope", scope),
+                ("state", "s"),
+                ("sandbox_user", user),
+            ])
+            .await;
+        assert_eq!(response.status(), StatusCode::FOUND);
+        redirect_params(&response)["code"].clone()
+    }
+
+    /// A token request with HTTP Basic client credentials and a form body.
+    async fn token(&self, form: &[(&str, &str)], client_secret: &str) -> Response {
+        self.client
+            .post(self.url("/oauth/token"))
+            .basic_auth("mujrobot", Some(client_secret))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn refresh(&self, refresh_token: &Value) -> Response {
+        self.token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token.as_str().unwrap()),
+            ],
+            "mujrobot",
+        )
+        .await
+    }
+
+    /// The whole code flow for `user`: the token answer.
+    async fn login(&self, user: &str) -> Value {
+        let code = self.code(user, READ_SCOPES).await;
+        let response = self
+            .token(
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", CALLBACK),
+                ],
+                "mujrobot",
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    fn get_as(&self, path: &str, tokens: &Value) -> RequestBuilder {
+        self.get(path)
+            .bearer_auth(tokens["access_token"].as_str().unwrap())
+    }
+
+    /// Every matching investment in one page, and `X-Total`.
+    async fn my_investments(
+        &self,
+        tokens: &Value,
+        order: Option<&str>,
+        query: &[(&str, &str)],
+    ) -> (Vec<Value>, usize) {
+        let mut request = self
+            .get_as("/me/investments", tokens)
+            .header("X-Size", "1000")
+            .query(query);
+        if let Some(order) = order {
+            request = request.header("X-Order", order);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{query:?} {order:?}");
+        let total = x_total(&response);
+        (response.json().await.unwrap(), total)
+    }
+}
+
+fn redirect_target(response: &Response) -> Url {
+    Url::parse(response.headers()[header::LOCATION].to_str().unwrap()).unwrap()
+}
+
+fn redirect_params(response: &Response) -> std::collections::BTreeMap<String, String> {
+    redirect_target(response)
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// The status and the `error` of an error answer.
+async fn error_of(response: Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    (status, body["error"].as_str().unwrap().to_owned())
+}
+
+fn json_key(value: &Value, instant_field: bool) -> Option<Key> {
+    match value {
+        Value::Null => None,
+        Value::Bool(flag) => Some(Key::Boolean(*flag)),
+        Value::Number(_) => Some(Key::Number(decimal(value))),
+        Value::String(_) if instant_field => Some(Key::Instant(instant(value))),
+        Value::String(text) => Some(Key::Text(text.clone())),
+        other => panic!("cannot order by {other}"),
+    }
+}
+
+/// An investment's value of a property of the `/me/investments` table.
+fn investment_value<'a>(investment: &'a Value, property: &str) -> &'a Value {
+    match property {
+        "ext.unpaidInstalmentCount" => &investment["loan"]["payments"]["unpaid"],
+        "ext.revenueRate" => &investment["loan"]["revenueRate"],
+        "unpaidPrincipal" => &investment["principal"]["unpaid"],
+        "borrowerPrimaryIncomeType" => &investment["loan"]["borrower"]["primaryIncomeType"],
+        "borrowerRegion" => &investment["loan"]["borrower"]["region"],
+        path => path.split('.').fold(investment, |value, name| &value[name]),
+    }
+}
+
+fn investment_key(investment: &Value, property: &str) -> Option<Key> {
+    json_key(
+        investment_value(investment, property),
+        property.starts_with("time"),
+    )
+}
+
+fn offer_key(offer: &Value, property: &str) -> Option<Key> {
+    json_key(
+        &offer[property],
+        matches!(property, "datePublished" | "deadline"),
+    )
+}
+
+fn text_of<'a>(investment: &'a Value, property: &str) -> &'a str {
+    investment_value(investment, property)
+        .as_str()
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn authorization_code_flow_over_http() {
+    let sim = Sim::small().await;
+    let state = "opaque state/with spaces&symbols=é+";
+    let response = sim
+        .authorize(&[
+            ("response_type", "code"),
+            ("client_id", "mujrobot"),
+            ("redirect_uri", CALLBACK),
+            ("scope", READ_SCOPES),
+            ("state", state),
+        ])
+        .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let target = redirect_target(&response);
+    assert_eq!(
+        (target.host_str(), target.path()),
+        (Some("127.0.0.1"), "/callback")
+    );
+    let params = redirect_params(&response);
+    assert_eq!(params["state"], state, "state comes back verbatim");
+    assert_eq!(params["app"], "finmesh", "the redirect URI keeps its query");
+    let code = params["code"].clone();
+    assert!(code.len() >= 20, "{code}");
+
+    let exchange = [
+        ("scope", READ_SCOPES),
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+    ];
+    let response = sim.token(&exchange, "mujrobot").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "bearer");
+    assert_eq!(
+        tokens["expires_in"], 86_400,
+        "one day, as the document says"
+    );
+    assert_eq!(tokens["scope"], READ_SCOPES);
+    assert!(tokens["refresh_token"].as_str().unwrap().len() >= 20);
+    assert_ne!(tokens["access_token"], tokens["refresh_token"]);
+
+    // The first configured user, alice, approved it.
+    let response = sim.get_as("/me/investments", &tokens).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(x_total(&response), 300);
+    let page: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(page.len(), 20);
+    let basic: Value = sim
+        .get_as("/users/me/basic", &tokens)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(basic["nickName"], "alice");
+    assert_eq!(basic["email"], "alice@sandbox.zonky.cz");
+
+    // A code is good once.
+    let again = sim.token(&exchange, "mujrobot").await;
+    assert_eq!(
+        error_of(again).await,
+        (StatusCode::BAD_REQUEST, "invalid_grant".to_owned())
+    );
+
+    let expected = TokenStats {
+        authorization_code: 1,
+        refresh_token: 0,
+        refused: 1,
+    };
+    assert_eq!(sim.sandbox.oauth().token_stats(), expected);
+    let over_http: TokenStats = sim
+        .get("/__sandbox/oauth")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(over_http, expected);
+
+    // Logged, throttled and counted like any endpoint; no secret in the log.
+    let stats = sim.sandbox.stats();
+    assert_eq!(stats.by_endpoint["/oauth/token"], 2);
+    assert_eq!(stats.by_endpoint["/me/investments"], 1);
+    let log = serde_json::to_string(&sim.sandbox.requests()).unwrap();
+    for secret in [&tokens["access_token"], &tokens["refresh_token"]] {
+        assert!(!log.contains(secret.as_str().unwrap()));
+    }
+    assert!(!log.contains(&code));
+}
+
+#[tokio::test]
+async fn token_endpoint_refuses_bad_clients_codes_and_grants() {
+    let sim = Sim::small().await;
+    let refused = |status: StatusCode, error: &str| (status, error.to_owned());
+    let code = sim.code("alice", READ_SCOPES).await;
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+    ];
+
+    let response = sim.token(&exchange, "not-the-secret").await;
+    assert!(
+        response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    assert_eq!(
+        error_of(response).await,
+        refused(StatusCode::UNAUTHORIZED, "invalid_client")
+    );
+    let anonymous = sim
+        .client
+        .post(sim.url("/oauth/token"))
+        .form(&exchange)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(anonymous).await,
+        refused(StatusCode::UNAUTHORIZED, "invalid_client")
+    );
+    // Zonky wants the credentials in the Basic header, not in the body.
+    let mut in_body = exchange.to_vec();
+    in_body.extend([("client_id", "mujrobot"), ("client_secret", "mujrobot")]);
+    let response = sim
+        .client
+        .post(sim.url("/oauth/token"))
+        .form(&in_body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(response).await,
+        refused(StatusCode::UNAUTHORIZED, "invalid_client")
+    );
+
+    // A wrong redirect URI uses the code up.
+    let response = sim
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", "http://127.0.0.1:9/elsewhere"),
+            ],
+            "mujrobot",
+        )
+        .await;
+    assert_eq!(
+        error_of(response).await,
+        refused(StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+    let response = sim.token(&exchange, "mujrobot").await;
+    assert_eq!(
+        error_of(response).await,
+        refused(StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+
+    // Codes expire after five minutes.
+    let code = sim.code("alice", READ_SCOPES).await;
+    sim.sandbox.oauth().advance_time(Duration::from_secs(301));
+    let response = sim
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+            ],
+            "mujrobot",
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+
+    // The redirect URI sent to authorize must be sent again.
+    let code = sim.code("alice", READ_SCOPES).await;
+    let response = sim
+        .token(
+            &[("grant_type", "authorization_code"), ("code", &code)],
+            "mujrobot",
+        )
+        .await;
+    assert_eq!(
+        error_of(response).await,
+        refused(StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+
+    // No wider scope than granted.
+    let code = sim.code("alice", "SCOPE_INVESTMENT_READ").await;
+    let response = sim
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+                ("scope", "SCOPE_INVESTMENT_WRITE"),
+            ],
+            "mujrobot",
+        )
+        .await;
+    assert_eq!(
+        error_of(response).await,
+        refused(StatusCode::BAD_REQUEST, "invalid_scope")
+    );
+
+    let response = sim
+        .token(
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "x"),
+            ],
+            "mujrobot",
+        )
+        .await;
+    assert_eq!(
+        error_of(response).await,
+        refused(StatusCode::BAD_REQUEST, "unsupported_grant_type")
+    );
+    let response = sim.token(&[("code", "x")], "mujrobot").await;
+    assert_eq!(
+        error_of(response).await,
+        refused(StatusCode::BAD_REQUEST, "invalid_request")
+    );
+
+    // A JSON body does as well as a form.
+    let code = sim.code("bob", READ_SCOPES).await;
+    let response = sim
+        .client
+        .post(sim.url("/oauth/token"))
+        .basic_auth("mujrobot", Some("mujrobot"))
+        .json(&json!({"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.unwrap();
+    let basic: Value = sim
+        .get_as("/users/me/basic", &tokens)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(basic["nickName"], "bob");
+
+    assert_eq!(
+        sim.sandbox.oauth().token_stats(),
+        TokenStats {
+            authorization_code: 1,
+            refresh_token: 0,
+            refused: 10,
+        }
+    );
+}
+
+#[tokio::test]
+async fn authorize_redirects_errors_to_a_known_client_only() {
+    let sim = Sim::small().await;
+    let base = [
+        ("response_type", "code"),
+        ("client_id", "mujrobot"),
+        ("redirect_uri", CALLBACK),
+        ("state", "xyz"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut params: Vec<(&str, &str)> = base
+            .iter()
+            .filter(|(name, _)| extra.iter().all(|(other, _)| other != name))
+            .copied()
+            .collect();
+        params.extend(extra.iter().filter(|(_, value)| !value.is_empty()));
+        params
+    };
+
+    let denied = sim.authorize(&with(&[("sandbox_decision", "deny")])).await;
+    assert_eq!(denied.status(), StatusCode::FOUND);
+    let params = redirect_params(&denied);
+    assert_eq!(params["error"], "access_denied");
+    assert_eq!(params["state"], "xyz");
+    assert!(!params.contains_key("code"));
+
+    for (extra, error) in [
+        (("response_type", "token"), "unsupported_response_type"),
+        (("response_type", ""), "invalid_request"),
+        (("scope", "SCOPE_EVERYTHING"), "invalid_scope"),
+    ] {
+        let response = sim.authorize(&with(&[extra])).await;
+        assert_eq!(response.status(), StatusCode::FOUND, "{extra:?}");
+        let params = redirect_params(&response);
+        assert_eq!(params["error"], error);
+        assert_eq!(params["state"], "xyz");
+    }
+
+    // No redirect to a client or URI that cannot be trusted.
+    for extra in [
+        ("client_id", "someone-else"),
+        ("client_id", ""),
+        ("redirect_uri", ""),
+        ("redirect_uri", "not a uri"),
+        ("sandbox_user", "mallory"),
+    ] {
+        let response = sim.authorize(&with(&[extra])).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{extra:?}");
+        assert!(response.headers().get(header::LOCATION).is_none());
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].is_string());
+    }
+
+    // Without a scope, every scope of the client.
+    let response = sim.authorize(&with(&[("sandbox_user", "bob")])).await;
+    let code = redirect_params(&response)["code"].clone();
+    let response = sim
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+            ],
+            "mujrobot",
+        )
+        .await;
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(
+        tokens["scope"],
+        finmesh_sandbox::zonky::SCOPES.join(" ").as_str()
+    );
+
+    // A registered redirect URI is checked, query parameters aside, and used
+    // when none is sent.
+    let registered = Sim::start(ZonkyConfig {
+        oauth: OAuthConfig {
+            redirect_uris: vec!["https://robot.example/cb".to_owned()],
+            ..ZonkyConfig::default_oauth()
+        },
+        ..small_config()
+    })
+    .await;
+    let response = registered
+        .authorize(&with(&[("redirect_uri", "https://robot.example/other")]))
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = registered
+        .authorize(&with(&[("redirect_uri", "https://robot.example/cb?x=1")]))
+        .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(redirect_params(&response)["x"], "1");
+    let response = registered
+        .authorize(
+            &base
+                .iter()
+                .filter(|(name, _)| *name != "redirect_uri")
+                .copied()
+                .collect::<Vec<_>>(),
+        )
+        .await;
+    assert_eq!(
+        redirect_target(&response).as_str().split('?').next(),
+        Some("https://robot.example/cb")
+    );
+}
+
+#[tokio::test]
+async fn refresh_rotates_refresh_tokens() {
+    let sim = Sim::small().await;
+    let first = sim.login("alice").await;
+
+    let response = sim.refresh(&first["refresh_token"]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let second: Value = response.json().await.unwrap();
+    assert_ne!(second["access_token"], first["access_token"]);
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+    assert_eq!(second["scope"], READ_SCOPES);
+    assert_eq!(second["expires_in"], 86_400);
+
+    // The old refresh token is dead; the new one works, once.
+    let reused = sim.refresh(&first["refresh_token"]).await;
+    assert_eq!(
+        error_of(reused).await,
+        (StatusCode::BAD_REQUEST, "invalid_grant".to_owned())
+    );
+    let response = sim.refresh(&second["refresh_token"]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let third: Value = response.json().await.unwrap();
+    let response = sim.get_as("/me/investments", &third).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let unknown = sim.refresh(&json!("no-such-token")).await;
+    assert_eq!(
+        error_of(unknown).await,
+        (StatusCode::BAD_REQUEST, "invalid_grant".to_owned())
+    );
+
+    // A refresh may narrow the scopes, never widen them.
+    let response = sim
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", third["refresh_token"].as_str().unwrap()),
+                ("scope", "SCOPE_INVESTMENT_READ"),
+            ],
+            "mujrobot",
+        )
+        .await;
+    let narrow: Value = response.json().await.unwrap();
+    assert_eq!(narrow["scope"], "SCOPE_INVESTMENT_READ");
+    let response = sim.get_as("/users/me/basic", &narrow).send().await.unwrap();
+    assert_eq!(
+        error_of(response).await,
+        (StatusCode::FORBIDDEN, "insufficient_scope".to_owned())
+    );
+    let response = sim
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", narrow["refresh_token"].as_str().unwrap()),
+                ("scope", "SCOPE_INVESTMENT_WRITE"),
+            ],
+            "mujrobot",
+        )
+        .await;
+    assert_eq!(
+        error_of(response).await,
+        (StatusCode::BAD_REQUEST, "invalid_scope".to_owned())
+    );
+
+    let expected = TokenStats {
+        authorization_code: 1,
+        refresh_token: 3,
+        refused: 3,
+    };
+    assert_eq!(sim.sandbox.oauth().token_stats(), expected);
+    let over_http: TokenStats = sim
+        .get("/__sandbox/oauth")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(over_http, expected);
+    sim.client
+        .post(sim.url("/__sandbox/reset"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sim.sandbox.oauth().token_stats(), TokenStats::default());
+
+    // Without rotation the same refresh token comes back and keeps working;
+    // without a refresh token in the answer, the old one keeps working.
+    for (rotate, returns) in [(false, true), (true, false)] {
+        let sim = Sim::start(ZonkyConfig {
+            oauth: OAuthConfig {
+                rotate_refresh_tokens: rotate,
+                refresh_returns_refresh_token: returns,
+                ..ZonkyConfig::default_oauth()
+            },
+            ..small_config()
+        })
+        .await;
+        let tokens = sim.login("alice").await;
+        for _ in 0..2 {
+            let response = sim.refresh(&tokens["refresh_token"]).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let refreshed: Value = response.json().await.unwrap();
+            if returns {
+                assert_eq!(refreshed["refresh_token"], tokens["refresh_token"]);
+            } else {
+                assert!(refreshed.get("refresh_token").is_none(), "{refreshed}");
+            }
+        }
+        assert_eq!(sim.sandbox.oauth().token_stats().refresh_token, 2);
+    }
+}
+
+#[tokio::test]
+async fn expired_invalid_and_unscoped_tokens_are_refused() {
+    let short = |invalid_token_status| ZonkyConfig {
+        oauth: OAuthConfig {
+            access_token_ttl_secs: 60,
+            ..ZonkyConfig::default_oauth()
+        },
+        invalid_token_status,
+        ..small_config()
+    };
+    let sim = Sim::start(short(401)).await;
+    let tokens = sim.login("alice").await;
+    assert_eq!(tokens["expires_in"], 60);
+    let get = |tokens: &Value| sim.get_as("/me/investments", tokens).send();
+    assert_eq!(get(&tokens).await.unwrap().status(), StatusCode::OK);
+
+    sim.sandbox.oauth().advance_time(Duration::from_secs(61));
+    let response = get(&tokens).await.unwrap();
+    let challenge = response.headers()[header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with("Bearer") && challenge.contains("invalid_token"),
+        "{challenge}"
+    );
+    assert_eq!(
+        error_of(response).await,
+        (StatusCode::UNAUTHORIZED, "invalid_token".to_owned())
+    );
+    // The refresh token outlives it.
+    let refreshed: Value = sim
+        .refresh(&tokens["refresh_token"])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(get(&refreshed).await.unwrap().status(), StatusCode::OK);
+
+    let missing = sim.get("/me/investments").send().await.unwrap();
+    assert_eq!(
+        error_of(missing).await,
+        (StatusCode::UNAUTHORIZED, "unauthorized".to_owned())
+    );
+    let forged = sim
+        .get("/me/investments/summary")
+        .bearer_auth("forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(forged).await,
+        (StatusCode::UNAUTHORIZED, "invalid_token".to_owned())
+    );
+
+    // Scopes, as the document requires them.
+    let basic_only = serde_json::to_value(
+        sim.sandbox
+            .oauth()
+            .issue_tokens("alice", &["SCOPE_APP_BASIC_INFO"]),
+    )
+    .unwrap();
+    let response = get(&basic_only).await.unwrap();
+    assert_eq!(
+        error_of(response).await,
+        (StatusCode::FORBIDDEN, "insufficient_scope".to_owned())
+    );
+    let response = sim
+        .get_as("/users/me/basic", &basic_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // Revoking the approval kills every token of the user at once.
+    sim.sandbox.oauth().revoke_user("alice");
+    assert_eq!(
+        get(&refreshed).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let response = sim.refresh(&refreshed["refresh_token"]).await;
+    assert_eq!(
+        error_of(response).await,
+        (StatusCode::BAD_REQUEST, "invalid_grant".to_owned())
+    );
+
+    // Zonky may answer an expired token 400 invalid_token instead.
+    let sim = Sim::start(short(400)).await;
+    let tokens = sim.login("alice").await;
+    sim.sandbox.oauth().advance_time(Duration::from_secs(61));
+    let response = sim.get_as("/me/investments", &tokens).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_token");
+    assert!(body["error_description"].is_string());
+    let missing = sim.get("/me/investments").send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn users_never_see_each_others_investments() {
+    let sim = Sim::small().await;
+    let alice = sim.login("alice").await;
+    let bob = sim.login("bob").await;
+    let (alices, total) = sim.my_investments(&alice, None, &[]).await;
+    assert_eq!((alices.len(), total), (300, 300));
+    let (bobs, total) = sim.my_investments(&bob, None, &[]).await;
+    assert_eq!((bobs.len(), total), (120, 120));
+    let alice_ids = ids(&alices);
+    assert!(ids(&bobs).iter().all(|id| !alice_ids.contains(id)));
+
+    let bobs_id = bobs[0]["id"].as_u64().unwrap();
+    let response = sim
+        .get_as(&format!("/me/investments/{bobs_id}"), &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(response).await,
+        (StatusCode::NOT_FOUND, "not_found".to_owned())
+    );
+    for id in ["0", "abc", "-1"] {
+        let response = sim
+            .get_as(&format!("/me/investments/{id}"), &alice)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{id}");
+    }
+
+    let own = &alices[17];
+    let id = own["id"].as_u64().unwrap();
+    let detail: Value = sim
+        .get_as(&format!("/me/investments/{id}"), &alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        Some(&detail),
+        sim.sandbox.investment_detail("alice", id).as_ref()
+    );
+    assert_eq!(sim.sandbox.investment_detail("bob", id), None);
+    for field in [
+        "id",
+        "timeCreated",
+        "timeModified",
+        "principal",
+        "interest",
+        "sellStatus",
+        "isBlockedByAB4",
+        "smpSellInfo",
+    ] {
+        assert_eq!(detail[field], own[field], "{field}");
+    }
+    assert_eq!(detail["loan"]["title"], own["loan"]["name"]);
+    for field in [
+        "activeLoanOrdinal",
+        "publicIdentifier",
+        "contractNo",
+        "userNo",
+        "story",
+        "detailLabels",
+        "healthStats",
+    ] {
+        assert!(!detail["loan"][field].is_null(), "{field}");
+    }
+    assert!(detail["loan"]["borrower"]["borrowerNo"].is_string());
+    let partial: Value = sim
+        .get_as(&format!("/me/investments/{id}?fields=id,loan.id"), &alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        partial,
+        json!({"id": id, "loan": {"id": own["loan"]["id"]}})
+    );
+
+    // Same seed and name, same investments; the loans are the marketplace's.
+    assert_eq!(alices.len(), sim.sandbox.investments("alice").len());
+    // (Times are relative to the start, so compare the rest.)
+    let again = ZonkySandbox::new(small_config());
+    let timeless = |investments: Vec<Value>| {
+        investments
+            .into_iter()
+            .map(|i| {
+                json!([
+                    i["id"],
+                    i["loan"]["id"],
+                    i["principal"],
+                    i["interest"],
+                    i["sellStatus"],
+                    i["loanHealth"]
+                ])
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        timeless(again.investments("alice")),
+        timeless(sim.sandbox.investments("alice"))
+    );
+    let loans = sim.sandbox.loans();
+    let loan = loans
+        .iter()
+        .find(|loan| loan["id"] == own["loan"]["id"])
+        .unwrap();
+    for field in [
+        "name",
+        "purpose",
+        "rating",
+        "interestRate",
+        "revenueRate",
+        "amount",
+    ] {
+        assert_eq!(own["loan"][field], loan[field], "{field}");
+    }
+    assert!(sim.sandbox.investments("carol").is_empty());
+}
+
+#[tokio::test]
+async fn my_investments_page_filter_and_order_like_brute_force() {
+    let sim = Sim::small().await;
+    let alice = sim.login("alice").await;
+    let all = sim.sandbox.investments("alice");
+    assert_eq!(all.len(), 300);
+    for investment in &all {
+        for part in ["principal", "interest"] {
+            let total = decimal(&investment[part]["total"]);
+            let unpaid = decimal(&investment[part]["unpaid"]);
+            assert!(Decimal::ZERO <= unpaid && unpaid <= total, "{investment}");
+            assert_eq!(total.scale(), 2);
+            assert_eq!(unpaid.scale(), 2);
+        }
+        assert_eq!(investment["loan"]["currency"], "CZK");
+    }
+
+    // Pages of the default order (newest first) cover everything once.
+    let mut expected = all.clone();
+    sort_with(&mut expected, "-timeCreated", investment_key);
+    let mut collected = Vec::new();
+    for page in 0.. {
+        let response = sim
+            .get_as("/me/investments", &alice)
+            .header("X-Page", page.to_string())
+            .header("X-Size", "7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(x_total(&response), 300);
+        let investments: Vec<Value> = response.json().await.unwrap();
+        if investments.is_empty() {
+            break;
+        }
+        collected.extend(ids(&investments));
+    }
+    assert_eq!(collected, ids(&expected));
+
+    let median = &expected[150];
+    let time_created = median["timeCreated"].as_str().unwrap().to_owned();
+    let created = instant(&median["timeCreated"]);
+    let some_id = median["id"].as_u64().unwrap();
+    let some_id_text = some_id.to_string();
+    type Keep = Box<dyn Fn(&Value) -> bool>;
+    let cases: Vec<(Vec<(&str, &str)>, &str, Keep)> = vec![
+        (
+            vec![("loanHealth__eq", "CURRENTLY_IN_DUE")],
+            "-unpaidPrincipal,loan.name",
+            Box::new(|i| text_of(i, "loanHealth").ends_with("_DPD")),
+        ),
+        (
+            vec![("loanHealth__in", r#"["HEALTHY_AND_ACTIVE","PAID"]"#)],
+            "loan.interestRate",
+            Box::new(|i| {
+                matches!(
+                    text_of(i, "loanHealth"),
+                    "NEVER_IN_DUE" | "HISTORICALLY_IN_DUE" | "PAID"
+                )
+            }),
+        ),
+        (
+            vec![("loanHealth__noteq", "CURRENTLY_IN_DUE")],
+            "-ext.unpaidInstalmentCount",
+            Box::new(|i| !text_of(i, "loanHealth").ends_with("_DPD")),
+        ),
+        (
+            vec![
+                ("investmentStatus__eq", "ACTIVE"),
+                ("sellStatus__noteq", "OFFERED"),
+            ],
+            "-loan.interestRate,unpaidPrincipal",
+            Box::new(|i| {
+                text_of(i, "investmentStatus") == "ACTIVE" && text_of(i, "sellStatus") != "OFFERED"
+            }),
+        ),
+        (
+            vec![
+                ("loan.amount__gte", "300000"),
+                ("ext.revenueRate__lt", "0.08"),
+            ],
+            "ext.unpaidInstalmentCount",
+            Box::new(|i| {
+                decimal(&i["loan"]["amount"]) >= Decimal::from(300_000)
+                    && decimal(&i["loan"]["revenueRate"]) < Decimal::new(8, 2)
+            }),
+        ),
+        (
+            vec![
+                ("ext.unpaidInstalmentCount__gt", "10"),
+                ("loan.purpose__in", "REFINANCING,HOUSEHOLD"),
+            ],
+            "-timeModified",
+            Box::new(|i| {
+                i["loan"]["payments"]["unpaid"].as_u64().unwrap() > 10
+                    && matches!(text_of(i, "loan.purpose"), "REFINANCING" | "HOUSEHOLD")
+            }),
+        ),
+        (
+            vec![
+                ("timeCreated__gte", time_created.as_str()),
+                ("id__lte", some_id_text.as_str()),
+            ],
+            "id",
+            Box::new(move |i| {
+                instant(&i["timeCreated"]) >= created && i["id"].as_u64().unwrap() <= some_id
+            }),
+        ),
+        (
+            vec![
+                ("borrowerRegion__noteq", "HLAVNI_MESTO_PRAHA"),
+                ("insuranceStatus__eq", "NOT_INSURED"),
+                ("borrowerPrimaryIncomeType__eq", "EMPLOYMENT"),
+            ],
+            "-id",
+            Box::new(|i| {
+                text_of(i, "borrowerRegion") != "HLAVNI_MESTO_PRAHA"
+                    && text_of(i, "insuranceStatus") == "NOT_INSURED"
+                    && text_of(i, "borrowerPrimaryIncomeType") == "EMPLOYMENT"
+            }),
+        ),
+        (
+            vec![("covidLabel__noteq", "COVID_19_POSTPONEMENT_PROCESSED")],
+            "timeCreated",
+            Box::new(|i| i["covidLabel"] != "COVID_19_POSTPONEMENT_PROCESSED"),
+        ),
+        (
+            vec![(
+                "covidLabel__in",
+                r#"["COVID_19_POSTPONEMENT_PROCESSED","COVID_19_REQUEST_WAITING"]"#,
+            )],
+            "-timeModified",
+            Box::new(|i| i["covidLabel"].is_string()),
+        ),
+    ];
+    for (query, order, keep) in cases {
+        let mut expected: Vec<Value> = all.iter().filter(|i| keep(i)).cloned().collect();
+        sort_with(&mut expected, order, investment_key);
+        assert!(
+            !expected.is_empty() && expected.len() < all.len(),
+            "{query:?} keeps {}",
+            expected.len()
+        );
+        let (answer, total) = sim.my_investments(&alice, Some(order), &query).await;
+        assert_eq!(total, expected.len(), "{query:?}");
+        assert_eq!(ids(&answer), ids(&expected), "{query:?} {order}");
+    }
+
+    // Only what the table allows, each way.
+    let refusals: [(&str, Option<&str>, &str, &str); 6] = [
+        ("loan.name__eq=x", None, "loan.name", "eq"),
+        ("unpaidPrincipal__gt=1", None, "unpaidPrincipal", "gt"),
+        ("amount__gt=1", None, "amount", "gt"),
+        ("", Some("loan.purpose"), "loan.purpose", "X-Order"),
+        ("", Some("-loanHealth"), "loanHealth", "X-Order"),
+        ("", Some("id,ext.revenueRate"), "ext.revenueRate", "X-Order"),
+    ];
+    for (query, order, property, operation) in refusals {
+        for path in ["/me/investments", "/me/investments/summary"] {
+            let mut request = sim.get_as(&format!("{path}?{query}"), &alice);
+            if let Some(order) = order {
+                request = request.header("X-Order", order);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::BAD_REQUEST,
+                "{query} {order:?}"
+            );
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "invalid_filter");
+            assert_eq!(body["property"], property);
+            assert_eq!(body["operation"], operation);
+        }
+    }
+    let response = sim
+        .get_as("/me/investments?loanHealth__eq=SICK", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(response).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn investment_summaries_add_up() {
+    let sim = Sim::small().await;
+    let sum = |investments: &[&Value], part: &str, field: &str| -> Decimal {
+        investments
+            .iter()
+            .map(|i| match field {
+                "unpaid" => decimal(&i[part]["unpaid"]),
+                _ => decimal(&i[part]["total"]) - decimal(&i[part]["unpaid"]),
+            })
+            .sum()
+    };
+    for (user, count) in [("alice", 300), ("bob", 120)] {
+        let tokens = sim.login(user).await;
+        let all = sim.sandbox.investments(user);
+        for (query, keep) in [
+            ("", None),
+            ("?investmentStatus__eq=ACTIVE", Some("ACTIVE")),
+            ("?investmentStatus__eq=PAID", Some("PAID")),
+        ] {
+            let response = sim
+                .get_as(&format!("/me/investments/summary{query}"), &tokens)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let summary: Value = response.json().await.unwrap();
+            let kept: Vec<&Value> = all
+                .iter()
+                .filter(|i| keep.is_none_or(|status| i["investmentStatus"] == status))
+                .collect();
+            assert_eq!(summary["investmentsCount"], kept.len(), "{user} {query}");
+            assert_eq!(
+                decimal(&summary["principalRemaining"]),
+                sum(&kept, "principal", "unpaid")
+            );
+            assert_eq!(
+                decimal(&summary["principalPaid"]),
+                sum(&kept, "principal", "paid")
+            );
+            assert_eq!(
+                decimal(&summary["interestRemaining"]),
+                sum(&kept, "interest", "unpaid")
+            );
+            assert_eq!(
+                decimal(&summary["interestPaid"]),
+                sum(&kept, "interest", "paid")
+            );
+            for field in [
+                "principalRemaining",
+                "principalPaid",
+                "interestRemaining",
+                "interestPaid",
+            ] {
+                let text = summary[field].as_number().unwrap().as_str().to_owned();
+                assert_eq!(
+                    text.split('.').nth(1).map(str::len),
+                    Some(2),
+                    "{field}: {text}"
+                );
+            }
+            if query.is_empty() {
+                assert_eq!(summary["investmentsCount"], count);
+                assert_eq!(summary, sim.sandbox.investment_summary(user));
+            }
+        }
+    }
+    let response = sim.get("/me/investments/summary").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn secondary_marketplace_pages_filters_and_hides_delinquent_loans() {
+    let sim = Sim::small().await;
+    let offers = sim.sandbox.smp_offers();
+    assert_eq!(offers.len(), 1000);
+    let delinquent = |offer: &Value| offer["loanHealthInfo"] == "CURRENTLY_IN_DUE";
+    let mut healthy: Vec<Value> = offers.iter().filter(|o| !delinquent(o)).cloned().collect();
+    sort_with(&mut healthy, "-datePublished", offer_key);
+    assert!(healthy.len() > 500 && healthy.len() < 1000);
+
+    // Public, and without `delinquent` only loans not past due.
+    let mut collected = Vec::new();
+    for page in 0.. {
+        let response = sim
+            .get("/smp/investments")
+            .header("X-Page", page.to_string())
+            .header("X-Size", "100")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(x_total(&response), healthy.len());
+        let page: Vec<Value> = response.json().await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        collected.extend(ids(&page));
+    }
+    assert_eq!(collected, ids(&healthy));
+
+    let all_offers = |query: &'static [(&'static str, &'static str)], order: &'static str| {
+        sim.get("/smp/investments")
+            .header("X-Size", "2000")
+            .header("X-Order", order)
+            .query(query)
+            .send()
+    };
+    let response = all_offers(&[("delinquent", "true")], "-datePublished")
+        .await
+        .unwrap();
+    assert_eq!(x_total(&response), 1000);
+
+    type Keep = fn(&Value) -> bool;
+    let cases: [(&[(&str, &str)], &str, Keep); 4] = [
+        (
+            &[
+                ("rating__in", r#"["AA","A"]"#),
+                ("remainingPrincipal__gte", "500"),
+            ],
+            "remainingInstalmentCount,-remainingPrincipal",
+            |o| {
+                o["loanHealthInfo"] != "CURRENTLY_IN_DUE"
+                    && matches!(o["rating"].as_str(), Some("AA" | "A"))
+                    && decimal(&o["remainingPrincipal"]) >= Decimal::from(500)
+            },
+        ),
+        (
+            &[
+                ("delinquent", "true"),
+                ("incomeType__eq", "EMPLOYMENT"),
+                ("purpose__noteq", "REFINANCING"),
+            ],
+            "deadline,rating",
+            |o| o["incomeType"] == "EMPLOYMENT" && o["purpose"] != "REFINANCING",
+        ),
+        (
+            &[
+                ("delinquent", "true"),
+                ("loanHealthInfo__eq", "CURRENTLY_IN_DUE"),
+            ],
+            "-incomeType,purpose",
+            |o| o["loanHealthInfo"] == "CURRENTLY_IN_DUE",
+        ),
+        (
+            &[
+                ("delinquent", "false"),
+                ("remainingInstalmentCount__lte", "12"),
+            ],
+            "-rating",
+            |o| {
+                o["loanHealthInfo"] != "CURRENTLY_IN_DUE"
+                    && o["remainingInstalmentCount"].as_u64().unwrap() <= 12
+            },
+        ),
+    ];
+    for (query, order, keep) in cases {
+        let mut expected: Vec<Value> = offers.iter().filter(|o| keep(o)).cloned().collect();
+        sort_with(&mut expected, order, offer_key);
+        assert!(!expected.is_empty(), "{query:?}");
+        let response = all_offers(query, order).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{query:?}");
+        assert_eq!(x_total(&response), expected.len(), "{query:?}");
+        let answer: Vec<Value> = response.json().await.unwrap();
+        assert_eq!(ids(&answer), ids(&expected), "{query:?} {order}");
+    }
+    // Past-due loans stay hidden unless asked for, even when filtered for.
+    let response = all_offers(&[("loanHealthInfo__eq", "CURRENTLY_IN_DUE")], "rating")
+        .await
+        .unwrap();
+    assert_eq!(x_total(&response), 0);
+
+    let response = all_offers(&[], "loanHealthInfo").await.unwrap();
+    assert_eq!(
+        error_of(response).await,
+        (StatusCode::BAD_REQUEST, "invalid_filter".to_owned())
+    );
+    let response = all_offers(&[("delinquent__eq", "true")], "rating")
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(response).await,
+        (StatusCode::BAD_REQUEST, "invalid_filter".to_owned())
+    );
+    let response = all_offers(&[("delinquent", "maybe")], "rating")
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(response).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".to_owned())
+    );
+
+    // Shape, and partial responses.
+    let offer = &healthy[0];
+    for field in [
+        "id",
+        "loanId",
+        "remainingPrincipal",
+        "price",
+        "discount",
+        "datePublished",
+        "deadline",
+        "remainingInstalmentCount",
+        "rating",
+        "purpose",
+        "incomeType",
+        "loanHealthInfo",
+        "currency",
+    ] {
+        assert!(!offer[field].is_null(), "{field}");
+    }
+    assert_eq!(offer["loan"]["id"], offer["loanId"]);
+    let partial: Vec<Value> = sim
+        .get("/smp/investments?fields=id,loan.id")
+        .header("X-Size", "2")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        partial[0],
+        json!({"id": offer["id"], "loan": {"id": offer["loanId"]}})
+    );
+}
+
+#[test]
+fn oauth_config_reads_over_the_zonky_defaults() {
+    let config: ZonkyConfig = serde_json::from_value(json!({
+        "oauth": {"access_token_ttl_secs": 5, "users": ["carol"]},
+        "invalid_token_status": 400,
+        "investments_per_user": {"carol": 7},
+    }))
+    .unwrap();
+    assert_eq!(config.oauth.client_id, "mujrobot");
+    assert_eq!(config.oauth.access_token_ttl_secs, 5);
+    assert_eq!(config.oauth.users, ["carol"]);
+    assert_eq!(config.oauth.scopes.len(), 5);
+    assert_eq!(config.invalid_token_status, 400);
+    assert_eq!(config.smp_offers, 1000);
+    assert!(serde_json::from_value::<ZonkyConfig>(json!({"oauth": {"client": "x"}})).is_err());
+    let defaults = ZonkyConfig::default();
+    assert_eq!(defaults.oauth.access_token_ttl_secs, 86_400);
+    assert_eq!(defaults.oauth.code_ttl_secs, 300);
+    assert_eq!(defaults.oauth.users, ["alice", "bob"]);
+    assert_eq!(defaults.invalid_token_status, 401);
+    assert_eq!(defaults.investments_per_user["alice"], 300);
 }

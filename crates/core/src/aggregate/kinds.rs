@@ -7,9 +7,14 @@ use async_trait::async_trait;
 use super::ListKind;
 use crate::error::Result;
 use crate::id::GlobalId;
-use crate::model::Loan;
-use crate::provider::{CallContext, Capabilities, ListCapabilities, LoanRequest, Provider, Slice};
-use crate::query::{LoanFilter, LoanFilterField, LoanOrderField, OrderKey, compare_loans};
+use crate::model::{Investment, Loan};
+use crate::provider::{
+    CallContext, Capabilities, InvestmentRequest, ListCapabilities, LoanRequest, Provider, Slice,
+};
+use crate::query::{
+    InvestmentFilter, InvestmentFilterField, InvestmentOrderField, LoanFilter, LoanFilterField,
+    LoanOrderField, OrderKey, compare_investments, compare_loans,
+};
 
 /// Marketplace loans.
 pub struct Loans;
@@ -55,5 +60,56 @@ impl ListKind for Loans {
         request: &LoanRequest,
     ) -> Result<Slice<Loan>> {
         provider.loans(ctx, request).await
+    }
+}
+
+/// A principal's investments.
+pub struct Investments;
+
+#[async_trait]
+impl ListKind for Investments {
+    type Item = Investment;
+    type Filter = InvestmentFilter;
+    type Field = InvestmentFilterField;
+    type Order = InvestmentOrderField;
+
+    const OPERATION: &'static str = "investments";
+
+    fn capabilities(
+        caps: &Capabilities,
+    ) -> Option<&ListCapabilities<InvestmentFilterField, InvestmentOrderField>> {
+        caps.investments.as_ref()
+    }
+
+    fn filter_fields(filter: &InvestmentFilter) -> Vec<InvestmentFilterField> {
+        filter.fields()
+    }
+
+    fn restrict(filter: &InvestmentFilter, fields: &[InvestmentFilterField]) -> InvestmentFilter {
+        filter.restricted_to(fields)
+    }
+
+    fn matches(filter: &InvestmentFilter, item: &Investment) -> bool {
+        filter.matches(item)
+    }
+
+    fn compare(
+        a: &Investment,
+        b: &Investment,
+        keys: &[OrderKey<InvestmentOrderField>],
+    ) -> Ordering {
+        compare_investments(a, b, keys)
+    }
+
+    fn id(item: &Investment) -> &GlobalId {
+        &item.id
+    }
+
+    async fn fetch(
+        provider: &dyn Provider,
+        ctx: &CallContext,
+        request: &InvestmentRequest,
+    ) -> Result<Slice<Investment>> {
+        provider.investments(ctx, request).await
     }
 }

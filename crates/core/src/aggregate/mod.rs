@@ -21,13 +21,13 @@ use futures::future::join_all;
 
 pub use cursor::{Cursor, fingerprint};
 pub use health::{HealthBook, HealthStatus, ProviderHealth};
-pub use kinds::Loans;
+pub use kinds::{Investments, Loans};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{GlobalId, ProviderId};
-use crate::model::Loan;
+use crate::model::{Investment, Loan, PortfolioSummary};
 use crate::provider::{CallContext, Capabilities, ListCapabilities, ListRequest, Provider, Slice};
-use crate::query::{LoanFilter, LoanOrderField, OrderKey};
+use crate::query::{InvestmentFilter, InvestmentOrderField, LoanFilter, LoanOrderField, OrderKey};
 use crate::registry::Registry;
 
 /// How a kind of record is listed, filtered and ordered; one implementation per
@@ -403,6 +403,80 @@ impl Aggregator {
         let loan = provider.loan(ctx, id.native()).await;
         self.health.record(provider.id(), &loan);
         loan.map_err(|e| e.with_provider(provider.id()))
+    }
+
+    /// The principal's investments across providers; newest first unless ordered otherwise.
+    pub async fn investments(
+        &self,
+        ctx: &CallContext,
+        args: ListArgs<InvestmentFilter, InvestmentOrderField>,
+    ) -> Result<Page<Investment>> {
+        let newest_first = [OrderKey::desc(InvestmentOrderField::PurchasedAt)];
+        self.list::<Investments>(ctx, args, &newest_first).await
+    }
+
+    /// One of the principal's investments by global id.
+    pub async fn investment(&self, ctx: &CallContext, id: &GlobalId) -> Result<Investment> {
+        let provider = self.provider_for(id)?;
+        let investment = provider.investment(ctx, id.native()).await;
+        self.health.record(provider.id(), &investment);
+        investment.map_err(|e| e.with_provider(provider.id()))
+    }
+
+    /// The principal's portfolio per provider and currency, plus what failed.
+    pub async fn portfolio(
+        &self,
+        ctx: &CallContext,
+        providers: Option<&[String]>,
+    ) -> Result<(Vec<PortfolioSummary>, Vec<Error>)> {
+        let selected: Vec<_> = self
+            .registry
+            .select(providers)?
+            .into_iter()
+            .filter(|p| p.capabilities().investments.is_some())
+            .collect();
+        let answers = join_all(selected.iter().map(|provider| async move {
+            let summary = match provider.portfolio(ctx).await {
+                Err(e) if e.kind == ErrorKind::NotSupported => {
+                    self.sum_investments(provider.as_ref(), ctx).await
+                }
+                other => other,
+            };
+            self.health.record(provider.id(), &summary);
+            summary.map_err(|e| e.with_provider(provider.id()))
+        }))
+        .await;
+        let mut summaries = Vec::new();
+        let mut errors = Vec::new();
+        for answer in answers {
+            match answer {
+                Ok(found) => summaries.extend(found),
+                Err(error) => errors.push(error),
+            }
+        }
+        Ok((summaries, errors))
+    }
+
+    /// Reads every investment of a provider without a summary endpoint.
+    async fn sum_investments(
+        &self,
+        provider: &dyn Provider,
+        ctx: &CallContext,
+    ) -> Result<Vec<PortfolioSummary>> {
+        let run = self
+            .read_run::<Investments>(
+                provider,
+                ctx,
+                &InvestmentFilter::default(),
+                &[],
+                0,
+                usize::try_from(self.settings.max_local_sort).unwrap_or(usize::MAX),
+            )
+            .await?;
+        Ok(PortfolioSummary::from_investments(
+            provider.id(),
+            run.items.iter().map(|(investment, _)| investment),
+        ))
     }
 
     /// The provider a global id belongs to.

@@ -39,6 +39,7 @@ impl Memory {
                     orders,
                     max_page_size: 10,
                 }),
+                ..Default::default()
             },
             calls: AtomicUsize::new(0),
             fail: Mutex::new(None),

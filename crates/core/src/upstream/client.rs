@@ -281,6 +281,23 @@ impl UpstreamRequest {
         }
     }
 
+    /// `Authorization: Basic base64(user:password)`, marked sensitive.
+    pub fn basic_auth(self, user: &str, password: &secrecy::SecretString) -> Self {
+        use base64::Engine;
+        use secrecy::ExposeSecret;
+        let encoded = base64::engine::general_purpose::STANDARD
+            .encode(format!("{user}:{}", password.expose_secret()));
+        match HeaderValue::from_str(&format!("Basic {encoded}")) {
+            Ok(mut value) => {
+                value.set_sensitive(true);
+                self.map(|b| b.header(AUTHORIZATION, value))
+            }
+            Err(_) => self.fail(Error::internal(
+                "client credentials are not valid in a header",
+            )),
+        }
+    }
+
     /// A JSON body (`Content-Type: application/json`).
     pub fn json<T: Serialize + ?Sized>(self, body: &T) -> Self {
         self.map(|b| b.json(body))

@@ -1,5 +1,7 @@
 //! The Zonky adapter: the public marketplace (`/loans/marketplace`,
-//! `/loans/{id}`, `/loans/last-published`) behind the finmesh [`Provider`] trait.
+//! `/loans/{id}`, `/loans/last-published`) and, through OAuth, a user's
+//! investments (`/me/investments`, its summary and detail) behind the finmesh
+//! [`Provider`] trait.
 //!
 //! Zonky pages with `X-Page`/`X-Size` headers and reports `X-Total`, orders with
 //! `X-Order`, and filters with `field__op=value` query parameters on the fields
@@ -11,19 +13,27 @@ mod wire;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use finmesh_core::model::Loan;
+use std::future::Future;
+
+use finmesh_core::auth::with_access_token;
+use finmesh_core::model::{Investment, Loan, PortfolioSummary};
+use finmesh_core::oauth::{ClientAuth, OAuthClient, OAuthEndpoints, OAuthSettings};
 use finmesh_core::paging::fetch_window;
-use finmesh_core::provider::LoanRequest;
-use finmesh_core::query::{LoanFilterField, LoanOrderField};
+use finmesh_core::provider::{InvestmentRequest, LoanRequest};
+use finmesh_core::query::{
+    InvestmentFilterField, InvestmentOrderField, LoanFilterField, LoanOrderField,
+};
 use finmesh_core::registry::{FactoryContext, ProviderFactory};
 use finmesh_core::upstream::{
-    BucketRule, EndpointMatch, ThrottlePolicy, Upstream, UpstreamConfig, UpstreamResponse,
+    BucketRule, EndpointMatch, ThrottlePolicy, Upstream, UpstreamConfig, UpstreamRequest,
+    UpstreamResponse,
 };
 use finmesh_core::{
-    CallContext, Capabilities, EntityKind, Error, ErrorKind, GlobalId, ListCapabilities, Provider,
-    ProviderId, Result, Slice,
+    AccessToken, CallContext, Capabilities, Currency, EntityKind, Error, ErrorKind, GlobalId,
+    ListCapabilities, Provider, ProviderId, Result, Slice, TokenSource,
 };
 use http::Method;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 /// Zonky caps pages itself and very large pages time out upstream (see the
@@ -46,7 +56,19 @@ struct ZonkyConfig {
     page_size: u32,
     #[serde(default = "zonky_throttle")]
     throttle: ThrottlePolicy,
+    /// Needed for `/me/...`; without it only the public marketplace works.
+    #[serde(default)]
+    oauth: Option<OAuthSettings>,
 }
+
+/// Zonky's OAuth as its document describes it: HTTP Basic client credentials
+/// at the token endpoint, space-separated scopes.
+const OAUTH: OAuthEndpoints = OAuthEndpoints {
+    authorize_url: "https://app.zonky.cz/api/oauth/authorize",
+    token_url: "https://api.zonky.cz/oauth/token",
+    scopes: &["SCOPE_APP_BASIC_INFO", "SCOPE_INVESTMENT_READ"],
+    client_auth: ClientAuth::BasicHeader,
+};
 
 fn default_base_url() -> String {
     "https://api.zonky.cz".to_string()
@@ -81,6 +103,9 @@ pub fn zonky_throttle() -> ThrottlePolicy {
 const MARKETPLACE: &str = "/loans/marketplace";
 const LOAN: &str = "/loans/{id}";
 const LAST_PUBLISHED: &str = "/loans/last-published";
+const INVESTMENTS: &str = "/me/investments";
+const INVESTMENT: &str = "/me/investments/{id}";
+const SUMMARY: &str = "/me/investments/summary";
 
 /// Registers the `zonky` kind with the gateway.
 pub struct ZonkyFactory;
@@ -122,18 +147,34 @@ impl ProviderFactory for ZonkyFactory {
             },
             context.throttle.clone(),
         )?;
+        let oauth = config
+            .oauth
+            .map(|settings| {
+                OAuthClient::new(
+                    id.clone(),
+                    &OAUTH,
+                    settings,
+                    &context.user_agent,
+                    context.request_timeout,
+                    context.throttle.clone(),
+                )
+            })
+            .transpose()?;
         Ok(Arc::new(Zonky {
             name: config.name.unwrap_or_else(|| "Zonky".to_string()),
+            capabilities: capabilities(config.page_size, oauth.is_some()),
             id,
             upstream,
             page_size: config.page_size,
-            capabilities: capabilities(config.page_size),
+            oauth,
+            tokens: context.tokens.clone(),
         }))
     }
 }
 
-/// What the marketplace table of the document allows for filtering and sorting.
-fn capabilities(page_size: u32) -> Capabilities {
+/// What the document's tables allow for filtering and sorting; investments
+/// only when users can connect their accounts.
+fn capabilities(page_size: u32, connectable: bool) -> Capabilities {
     Capabilities {
         loans: Some(ListCapabilities {
             filters: vec![
@@ -152,6 +193,19 @@ fn capabilities(page_size: u32) -> Capabilities {
             ],
             max_page_size: page_size,
         }),
+        investments: connectable.then(|| ListCapabilities {
+            filters: vec![
+                InvestmentFilterField::Status,
+                InvestmentFilterField::SellStatus,
+                InvestmentFilterField::PurchasedAt,
+            ],
+            orders: vec![
+                InvestmentOrderField::PurchasedAt,
+                InvestmentOrderField::PrincipalUnpaid,
+                InvestmentOrderField::InterestRate,
+            ],
+            max_page_size: page_size,
+        }),
     }
 }
 
@@ -162,6 +216,8 @@ pub struct Zonky {
     upstream: Upstream,
     page_size: u32,
     capabilities: Capabilities,
+    oauth: Option<OAuthClient>,
+    tokens: Arc<dyn TokenSource>,
 }
 
 impl Zonky {
@@ -197,26 +253,56 @@ impl Zonky {
         }
     }
 
-    async fn marketplace_page(
+    /// Sends a GET, with the user's token for private endpoints, and maps errors.
+    async fn get(
         &self,
         ctx: &CallContext,
-        params: &query::MarketplaceParams,
-        page: u64,
-    ) -> Result<Slice<Loan>> {
+        endpoint: &'static str,
+        path: &str,
+        token: Option<&AccessToken>,
+        customize: impl FnOnce(UpstreamRequest) -> UpstreamRequest,
+    ) -> Result<UpstreamResponse> {
         let mut request = self
             .upstream
-            .request(Method::GET, MARKETPLACE, MARKETPLACE)
-            .deadline(ctx.deadline)
-            .header("X-Page", &page.to_string())
-            .header("X-Size", &self.page_size.to_string())
-            .query(&params.filters);
-        if let Some(order) = &params.order {
-            request = request.header("X-Order", order);
+            .request(Method::GET, endpoint, path)
+            .deadline(ctx.deadline);
+        if let Some(token) = token {
+            request = request
+                .bearer(token.secret.expose_secret())
+                .credential(&token.connection_id);
         }
-        let response = request.send().await?;
+        let response = customize(request).send().await?;
+        if response.status == http::StatusCode::NOT_FOUND {
+            return Err(Error::not_found(path.trim_start_matches('/')).with_provider(&self.id));
+        }
         if !response.is_success() {
             return Err(self.error(response));
         }
+        Ok(response)
+    }
+
+    /// One page of a list endpoint: `X-Page`/`X-Size` in, `X-Total` out.
+    async fn page<T>(
+        &self,
+        ctx: &CallContext,
+        endpoint: &'static str,
+        params: &query::ListParams,
+        page: u64,
+        token: Option<&AccessToken>,
+        map: fn(&ProviderId, serde_json::Value) -> Result<T>,
+    ) -> Result<Slice<T>> {
+        let response = self
+            .get(ctx, endpoint, endpoint, token, |request| {
+                let request = request
+                    .header("X-Page", page.to_string())
+                    .header("X-Size", self.page_size.to_string())
+                    .query(&params.filters);
+                match &params.order {
+                    Some(order) => request.header("X-Order", order.as_str()),
+                    None => request,
+                }
+            })
+            .await?;
         let total = match response.header_str("X-Total") {
             Some(raw) => Some(raw.trim().parse::<u64>().map_err(|_| {
                 Error::upstream_protocol(format!("X-Total is not a number: {raw:?}"))
@@ -227,10 +313,39 @@ impl Zonky {
         let raw: Vec<serde_json::Value> = response.json()?;
         let items = raw
             .into_iter()
-            .map(|loan| wire::loan_from_json(&self.id, loan))
+            .map(|item| map(&self.id, item))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| e.with_provider(&self.id))?;
         Ok(Slice { items, total })
+    }
+
+    /// A window of a list endpoint, fetching the pages it spans together.
+    async fn window<T>(
+        &self,
+        ctx: &CallContext,
+        endpoint: &'static str,
+        params: &query::ListParams,
+        (offset, limit): (u64, u32),
+        token: Option<&AccessToken>,
+        map: fn(&ProviderId, serde_json::Value) -> Result<T>,
+    ) -> Result<Slice<T>> {
+        fetch_window(offset, limit, self.page_size, |page| {
+            self.page(ctx, endpoint, params, page, token, map)
+        })
+        .await
+    }
+
+    /// Runs a private call with the principal's token, refreshing it once if refused.
+    async fn as_user<T, F, Fut>(&self, ctx: &CallContext, call: F) -> Result<T>
+    where
+        F: Fn(AccessToken) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let Some(oauth) = &self.oauth else {
+            return Err(Error::not_supported("private data (no [oauth] configured)")
+                .with_provider(&self.id));
+        };
+        with_access_token(self.tokens.as_ref(), oauth, ctx, call).await
     }
 }
 
@@ -260,9 +375,15 @@ impl Provider for Zonky {
                 total: Some(0),
             });
         };
-        fetch_window(request.offset, request.limit, self.page_size, |page| {
-            self.marketplace_page(ctx, &params, page)
-        })
+        let window = (request.offset, request.limit);
+        self.window(
+            ctx,
+            MARKETPLACE,
+            &params,
+            window,
+            None,
+            wire::loan_from_json,
+        )
         .await
     }
 
@@ -271,18 +392,8 @@ impl Provider for Zonky {
         let id: u64 = native_id.parse().map_err(|_| {
             Error::invalid_input("id", format!("{native_id:?} is not a Zonky loan id"))
         })?;
-        let response = self
-            .upstream
-            .request(Method::GET, LOAN, &format!("/loans/{id}"))
-            .deadline(ctx.deadline)
-            .send()
-            .await?;
-        if response.status == http::StatusCode::NOT_FOUND {
-            return Err(Error::not_found(format!("loan {id}")).with_provider(&self.id));
-        }
-        if !response.is_success() {
-            return Err(self.error(response));
-        }
+        let path = format!("/loans/{id}");
+        let response = self.get(ctx, LOAN, &path, None, |r| r).await?;
         wire::loan_from_json(&self.id, response.json()?).map_err(|e| e.with_provider(&self.id))
     }
 
@@ -292,14 +403,8 @@ impl Provider for Zonky {
             id: u64,
         }
         let response = self
-            .upstream
-            .request(Method::GET, LAST_PUBLISHED, LAST_PUBLISHED)
-            .deadline(ctx.deadline)
-            .send()
+            .get(ctx, LAST_PUBLISHED, LAST_PUBLISHED, None, |r| r)
             .await?;
-        if !response.is_success() {
-            return Err(self.error(response));
-        }
         // The document names the type `LastLoanId` without showing it; we read
         // `{"id": n}` and also accept a bare number.
         let id = match response.json::<serde_json::Value>()? {
@@ -313,5 +418,72 @@ impl Provider for Zonky {
                 .to_string(),
         };
         Ok(GlobalId::new(self.id.clone(), EntityKind::Loan, id))
+    }
+
+    fn oauth(&self) -> Option<&OAuthClient> {
+        self.oauth.as_ref()
+    }
+
+    async fn investments(
+        &self,
+        ctx: &CallContext,
+        request: &InvestmentRequest,
+    ) -> Result<Slice<Investment>> {
+        let Some(params) = query::investment_params(&request.filter, &request.order) else {
+            return Ok(Slice {
+                items: Vec::new(),
+                total: Some(0),
+            });
+        };
+        let window = (request.offset, request.limit);
+        self.as_user(ctx, |token| {
+            let params = &params;
+            async move {
+                self.window(
+                    ctx,
+                    INVESTMENTS,
+                    params,
+                    window,
+                    Some(&token),
+                    wire::investment_from_json,
+                )
+                .await
+            }
+        })
+        .await
+    }
+
+    async fn investment(&self, ctx: &CallContext, native_id: &str) -> Result<Investment> {
+        let id: u64 = native_id.parse().map_err(|_| {
+            Error::invalid_input("id", format!("{native_id:?} is not a Zonky investment id"))
+        })?;
+        let path = format!("/me/investments/{id}");
+        let response = self
+            .as_user(ctx, |token| {
+                let path = &path;
+                async move { self.get(ctx, INVESTMENT, path, Some(&token), |r| r).await }
+            })
+            .await?;
+        wire::investment_from_json(&self.id, response.json()?)
+            .map_err(|e| e.with_provider(&self.id))
+    }
+
+    async fn portfolio(&self, ctx: &CallContext) -> Result<Vec<PortfolioSummary>> {
+        let response = self
+            .as_user(ctx, |token| async move {
+                self.get(ctx, SUMMARY, SUMMARY, Some(&token), |r| r).await
+            })
+            .await?;
+        let summary: wire::InvestmentSummary = response.json()?;
+        // Zonky invests in CZK only (its document's currency enum has one member).
+        Ok(vec![PortfolioSummary {
+            provider: self.id.clone(),
+            currency: Currency::CZK,
+            investments: summary.investments_count,
+            principal_outstanding: summary.principal_remaining,
+            principal_repaid: summary.principal_paid,
+            interest_repaid: summary.interest_paid,
+            interest_outstanding: Some(summary.interest_remaining),
+        }])
     }
 }

@@ -2,13 +2,15 @@
 //! parameters and the `X-Order` header.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use finmesh_core::query::{Bounds, Direction, LoanFilter, LoanOrderField, OrderKey};
+use finmesh_core::query::{
+    Bounds, Direction, InvestmentFilter, InvestmentOrderField, LoanFilter, LoanOrderField, OrderKey,
+};
 
-use crate::wire::zonky_purpose;
+use crate::wire::{INVESTMENT_STATUSES, SELL_STATUSES, platform_value, zonky_purpose};
 
-/// What one marketplace request carries besides paging.
+/// What one list request carries besides paging.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MarketplaceParams {
+pub struct ListParams {
     pub filters: Vec<(String, String)>,
     pub order: Option<String>,
 }
@@ -39,7 +41,7 @@ pub fn unified_field_name(property: &str, operation: Option<&str>) -> String {
 pub fn marketplace_params(
     filter: &LoanFilter,
     order: &[OrderKey<LoanOrderField>],
-) -> Option<MarketplaceParams> {
+) -> Option<ListParams> {
     let mut filters = Vec::new();
     if let Some(bounds) = &filter.interest_rate {
         push_bounds(&mut filters, "interestRate", bounds, |v| {
@@ -68,27 +70,77 @@ pub fn marketplace_params(
     if let Some(bounds) = &filter.published_at {
         push_bounds(&mut filters, "datePublished", bounds, timestamp);
     }
-    let order = (!order.is_empty()).then(|| {
-        order
+    let order = x_order(order.iter().map(|key| {
+        let field = match key.field {
+            LoanOrderField::InterestRate => "interestRate",
+            LoanOrderField::TermMonths => "termInMonths",
+            LoanOrderField::PublishedAt => "datePublished",
+            LoanOrderField::RemainingAmount => "remainingInvestment",
+            // Not sortable on Zonky; capabilities keep it from being pushed.
+            LoanOrderField::Deadline => "deadline",
+        };
+        (field, key.direction)
+    }));
+    Some(ListParams { filters, order })
+}
+
+/// Builds the request parameters for the pushed-down part of an investments
+/// query (`/me/investments` table). `None` when nothing on Zonky can match.
+pub fn investment_params(
+    filter: &InvestmentFilter,
+    order: &[OrderKey<InvestmentOrderField>],
+) -> Option<ListParams> {
+    let mut filters = Vec::new();
+    if let Some(statuses) = &filter.statuses {
+        let zonky: Vec<&str> = statuses
             .iter()
-            .map(|key| {
-                let field = match key.field {
-                    LoanOrderField::InterestRate => "interestRate",
-                    LoanOrderField::TermMonths => "termInMonths",
-                    LoanOrderField::PublishedAt => "datePublished",
-                    LoanOrderField::RemainingAmount => "remainingInvestment",
-                    // Not sortable on Zonky; capabilities keep it from being pushed.
-                    LoanOrderField::Deadline => "deadline",
-                };
-                match key.direction {
-                    Direction::Asc => field.to_string(),
-                    Direction::Desc => format!("-{field}"),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(",")
-    });
-    Some(MarketplaceParams { filters, order })
+            .filter_map(|s| platform_value(&INVESTMENT_STATUSES, s))
+            .collect();
+        if zonky.is_empty() {
+            return None;
+        }
+        // Statuses Zonky cannot filter on are left to the local check.
+        if zonky.len() == statuses.len() {
+            filters.push(("investmentStatus__in".into(), json_list(zonky.into_iter())));
+        }
+    }
+    if let Some(statuses) = &filter.sell_statuses {
+        let zonky: Vec<&str> = statuses
+            .iter()
+            .filter_map(|s| platform_value(&SELL_STATUSES, s))
+            .collect();
+        if zonky.is_empty() {
+            return None;
+        }
+        if zonky.len() == statuses.len() {
+            filters.push(("sellStatus__in".into(), json_list(zonky.into_iter())));
+        }
+    }
+    if let Some(bounds) = &filter.purchased_at {
+        push_bounds(&mut filters, "timeCreated", bounds, timestamp);
+    }
+    let order = x_order(order.iter().map(|key| {
+        let field = match key.field {
+            InvestmentOrderField::PurchasedAt => "timeCreated",
+            InvestmentOrderField::PrincipalUnpaid => "unpaidPrincipal",
+            InvestmentOrderField::InterestRate => "loan.interestRate",
+            // Not sortable on Zonky; capabilities keep it from being pushed.
+            InvestmentOrderField::NextPaymentDate => "nextPaymentDate",
+        };
+        (field, key.direction)
+    }));
+    Some(ListParams { filters, order })
+}
+
+/// `X-Order`: comma-separated fields, `-` for descending; `None` for no order.
+fn x_order<'a>(keys: impl Iterator<Item = (&'a str, Direction)>) -> Option<String> {
+    let keys: Vec<String> = keys
+        .map(|(field, direction)| match direction {
+            Direction::Asc => field.to_string(),
+            Direction::Desc => format!("-{field}"),
+        })
+        .collect();
+    (!keys.is_empty()).then(|| keys.join(","))
 }
 
 fn push_bounds<T>(

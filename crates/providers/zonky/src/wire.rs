@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
+use chrono::NaiveDate;
 use chrono_tz::Europe::Prague;
-use finmesh_core::model::{Loan, LoanPurpose, LoanStatus};
+use finmesh_core::model::{
+    Investment, InvestmentStatus, Loan, LoanHealth, LoanPurpose, LoanStatus, SellStatus,
+};
 use finmesh_core::time::parse_timestamp;
 use finmesh_core::{Currency, EntityKind, Error, GlobalId, Money, ProviderId};
 use rust_decimal::Decimal;
@@ -180,5 +183,211 @@ mod tests {
     fn missing_required_fields_are_protocol_errors() {
         let err = loan_from_json(&provider(), serde_json::json!({"id": 3})).unwrap_err();
         assert_eq!(err.code(), "UPSTREAM_PROTOCOL_ERROR");
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WireAmounts {
+    total: Decimal,
+    unpaid: Decimal,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireHealthStats {
+    loan_health_info: Option<String>,
+}
+
+/// The `loan` object inside an investment; the document shows only part of
+/// it, so everything but the id is optional.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireInvestmentLoan {
+    id: u64,
+    #[serde(alias = "title")]
+    name: Option<String>,
+    interest_rate: Option<Decimal>,
+    currency: Option<String>,
+    next_payment_date: Option<String>,
+    health_stats: Option<WireHealthStats>,
+    loan_health_info: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireSmpSellInfo {
+    bought_for: Option<Decimal>,
+}
+
+/// The document's `Investmentv2` / `InvestmentDetail`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireInvestment {
+    id: u64,
+    time_created: Option<String>,
+    principal: WireAmounts,
+    interest: Option<WireAmounts>,
+    sell_status: Option<String>,
+    /// The `/me/investments` table filters on `investmentStatus`; answers may
+    /// carry it under either name.
+    #[serde(alias = "investmentStatus")]
+    status: Option<String>,
+    loan_health_info: Option<String>,
+    loan: WireInvestmentLoan,
+    smp_sell_info: Option<WireSmpSellInfo>,
+}
+
+pub const INVESTMENT_STATUSES: [(&str, InvestmentStatus); 4] = [
+    ("ACTIVE", InvestmentStatus::Active),
+    ("PAID", InvestmentStatus::PaidOff),
+    ("AWAITING_INVESTMENT", InvestmentStatus::Pending),
+    ("SOLD", InvestmentStatus::Sold),
+];
+
+pub const SELL_STATUSES: [(&str, SellStatus); 5] = [
+    ("SELLABLE_WITHOUT_FEE", SellStatus::Sellable),
+    ("SELLABLE_WITH_FEE", SellStatus::SellableWithFee),
+    ("NOT_SELLABLE", SellStatus::NotSellable),
+    ("OFFERED", SellStatus::Offered),
+    ("SOLD", SellStatus::Sold),
+];
+
+const LOAN_HEALTH: [(&str, LoanHealth); 3] = [
+    ("HEALTHY", LoanHealth::Healthy),
+    ("HISTORICALLY_IN_DUE", LoanHealth::HistoricallyLate),
+    ("CURRENTLY_IN_DUE", LoanHealth::Late),
+];
+
+/// The unified value for a platform value, or `other(raw)` for one we do not know.
+fn lookup<T: Clone>(table: &[(&str, T)], raw: &str, other: fn(String) -> T) -> T {
+    table
+        .iter()
+        .find(|(r, _)| *r == raw)
+        .map_or_else(|| other(raw.to_string()), |(_, v)| v.clone())
+}
+
+/// The platform value for a unified one, if the platform has it.
+pub fn platform_value<T: PartialEq>(
+    table: &[(&'static str, T)],
+    value: &T,
+) -> Option<&'static str> {
+    table.iter().find(|(_, v)| v == value).map(|(raw, _)| *raw)
+}
+
+/// Maps one investment of Zonky's JSON.
+pub fn investment_from_json(
+    provider: &ProviderId,
+    raw: serde_json::Value,
+) -> Result<Investment, Error> {
+    let wire: WireInvestment = serde_json::from_value(raw.clone())
+        .map_err(|e| Error::upstream_protocol(format!("unexpected investment JSON: {e}")))?;
+    let currency = match wire.loan.currency.as_deref() {
+        Some(code) => code
+            .parse::<Currency>()
+            .map_err(|_| Error::upstream_protocol(format!("unknown currency {code:?}")))?,
+        None => Currency::CZK,
+    };
+    let money = |amount| Money::new(amount, currency);
+    let status = match wire.status.as_deref() {
+        Some(raw) => lookup(&INVESTMENT_STATUSES, raw, InvestmentStatus::Other),
+        None if wire.principal.unpaid.is_zero() => InvestmentStatus::PaidOff,
+        None => InvestmentStatus::Active,
+    };
+    let health = wire
+        .loan
+        .health_stats
+        .and_then(|h| h.loan_health_info)
+        .or(wire.loan.loan_health_info)
+        .or(wire.loan_health_info);
+    let next_payment_date = wire
+        .loan
+        .next_payment_date
+        .map(|d| {
+            NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                .map_err(|_| Error::upstream_protocol(format!("unreadable date {d:?}")))
+        })
+        .transpose()?;
+    Ok(Investment {
+        id: GlobalId::new(
+            provider.clone(),
+            EntityKind::Investment,
+            wire.id.to_string(),
+        ),
+        loan_id: Some(GlobalId::new(
+            provider.clone(),
+            EntityKind::Loan,
+            wire.loan.id.to_string(),
+        )),
+        loan_name: wire.loan.name,
+        principal_total: money(wire.principal.total),
+        principal_unpaid: money(wire.principal.unpaid),
+        interest_total: wire.interest.as_ref().map(|i| money(i.total)),
+        interest_unpaid: wire.interest.as_ref().map(|i| money(i.unpaid)),
+        interest_paid: wire.interest.as_ref().map(|i| money(i.total - i.unpaid)),
+        interest_rate: wire.loan.interest_rate,
+        status,
+        sell_status: wire
+            .sell_status
+            .as_deref()
+            .map(|raw| lookup(&SELL_STATUSES, raw, SellStatus::Other)),
+        loan_health: health
+            .as_deref()
+            .map(|raw| lookup(&LOAN_HEALTH, raw, LoanHealth::Other)),
+        next_payment_date,
+        purchase_price: wire.smp_sell_info.and_then(|s| s.bought_for).map(money),
+        purchased_at: wire
+            .time_created
+            .map(|t| parse_timestamp(&t, Prague))
+            .transpose()?,
+        raw: Arc::new(raw),
+    })
+}
+
+/// The document's `InvestmentSummary`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvestmentSummary {
+    pub investments_count: u64,
+    pub principal_remaining: Decimal,
+    pub principal_paid: Decimal,
+    pub interest_remaining: Decimal,
+    pub interest_paid: Decimal,
+}
+
+#[cfg(test)]
+mod investment_tests {
+    use super::*;
+
+    #[test]
+    fn maps_an_investment_as_the_document_shows_it() {
+        let raw: serde_json::Value = serde_json::from_str(
+            r#"{"id": 628265, "timeModified": "2020-05-25T12:13:00+01:00",
+            "timeCreated": "2020-05-20T12:13:00+01:00",
+            "principal": {"total": 200.00, "unpaid": 159.87},
+            "interest": {"total": 4.98, "unpaid": 4.17},
+            "sellStatus": "SELLABLE_WITHOUT_FEE", "isBlockedByAB4": true,
+            "loan": {"id": 56321, "title": "Restrukturalizace", "interestRate": 0.0749,
+                     "currency": "CZK", "nextPaymentDate": "2020-05-25",
+                     "healthStats": {"loanHealthInfo": "HISTORICALLY_IN_DUE"}},
+            "smpSellInfo": {"boughtFor": 198.45}}"#,
+        )
+        .unwrap();
+        let provider = ProviderId::new("zonky").unwrap();
+        let investment = investment_from_json(&provider, raw).unwrap();
+        assert_eq!(investment.id.to_string(), "zonky:investment:628265");
+        assert_eq!(
+            investment.loan_id.as_ref().unwrap().to_string(),
+            "zonky:loan:56321"
+        );
+        assert_eq!(investment.principal_repaid().amount.to_string(), "40.13");
+        assert_eq!(investment.interest_paid.unwrap().amount.to_string(), "0.81");
+        assert_eq!(investment.status, InvestmentStatus::Active);
+        assert_eq!(investment.sell_status, Some(SellStatus::Sellable));
+        assert_eq!(investment.loan_health, Some(LoanHealth::HistoricallyLate));
+        assert_eq!(
+            investment.purchase_price.unwrap().amount.to_string(),
+            "198.45"
+        );
+        assert_eq!(investment.loan_name.as_deref(), Some("Restrukturalizace"));
     }
 }

@@ -1,45 +1,53 @@
-//! The simulated endpoints: marketplace, loan detail and last published loan.
+//! The public endpoints: marketplace, loan detail, last published loan and
+//! the secondary marketplace.
 
 use std::sync::Arc;
 
 use axum::{
     Json,
     extract::{Path, RawQuery, State},
-    http::{HeaderMap, HeaderValue, StatusCode},
-    response::{IntoResponse, Response},
+    http::HeaderMap,
+    response::Response,
 };
 use serde::Serialize;
 
 use super::{
+    columns::{LoanColumn, OfferColumn},
     data::Loan,
     error::ApiError,
-    fields::FieldSelection,
-    filter::{self, Filter, SortKey},
+    filter::SortKey,
+    listing::{ListSettings, Query},
+    secondary::Offer,
 };
 
-/// Page size when the client sends no `X-Size`.
-const DEFAULT_PAGE_SIZE: usize = 20;
+/// The marketplace's order without `X-Order`: the newest loans first.
+const NEWEST_LOANS_FIRST: [SortKey<LoanColumn>; 1] =
+    [SortKey::new(LoanColumn::DatePublished, true)];
+/// The secondary marketplace's order without `X-Order`: the newest offers first.
+const NEWEST_OFFERS_FIRST: [SortKey<OfferColumn>; 1] =
+    [SortKey::new(OfferColumn::DatePublished, true)];
 
-/// The loans and what the endpoints need to answer about them.
+/// The loans and offers, and what the endpoints need to answer about them.
 pub(crate) struct Marketplace {
     /// Sorted by id (they are generated so).
     loans: Vec<Loan>,
+    /// The secondary marketplace, sorted by id.
+    offers: Vec<Offer>,
     last_published: Option<u64>,
-    max_page_size: usize,
-    refused_fields: Vec<String>,
+    settings: ListSettings,
 }
 
 impl Marketplace {
-    pub(crate) fn new(loans: Vec<Loan>, max_page_size: usize, refused_fields: Vec<String>) -> Self {
+    pub(crate) fn new(loans: Vec<Loan>, offers: Vec<Offer>, settings: ListSettings) -> Self {
         let last_published = loans
             .iter()
             .max_by_key(|loan| (loan.date_published, loan.id))
             .map(|loan| loan.id);
         Self {
             loans,
+            offers,
             last_published,
-            max_page_size,
-            refused_fields,
+            settings,
         }
     }
 
@@ -47,53 +55,13 @@ impl Marketplace {
         &self.loans
     }
 
+    pub(crate) fn offers(&self) -> &[Offer] {
+        &self.offers
+    }
+
     fn loan(&self, id: u64) -> Option<&Loan> {
         let index = self.loans.binary_search_by_key(&id, |loan| loan.id).ok()?;
         self.loans.get(index)
-    }
-}
-
-/// What a request asks for in its query string: filters and a partial response.
-struct Query {
-    filters: Vec<Filter>,
-    /// Each filter's property and operation, as sent.
-    properties: Vec<(String, String)>,
-    fields: Option<FieldSelection>,
-}
-
-impl Query {
-    /// Filters are the parameters named `field__op`; any other parameter is not a
-    /// filter and is left alone, except `fields`.
-    fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
-        let mut query = Self {
-            filters: Vec::new(),
-            properties: Vec::new(),
-            fields: None,
-        };
-        let mut fields = Vec::new();
-        for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-            if name == "fields" {
-                fields.push(value.into_owned());
-            } else if let Some((property, suffix)) = name.split_once("__") {
-                query.filters.push(Filter::parse(property, suffix, &value)?);
-                query
-                    .properties
-                    .push((property.to_owned(), suffix.to_owned()));
-            }
-        }
-        query.fields = FieldSelection::parse(&fields.join(","));
-        Ok(query)
-    }
-
-    /// The JSON answer, with only the requested fields when asked.
-    fn answer<T: Serialize>(&self, body: T) -> Response {
-        match &self.fields {
-            None => Json(body).into_response(),
-            Some(fields) => match serde_json::to_value(body) {
-                Ok(value) => Json(fields.apply(value)).into_response(),
-                Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-            },
-        }
     }
 }
 
@@ -103,79 +71,16 @@ pub(crate) async fn marketplace(
     headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let (page, size) = paging(&headers, market.max_page_size)?;
-    let order =
-        match headers.get("x-order") {
-            Some(value) => SortKey::parse_header(value.to_str().map_err(|_| {
-                ApiError::invalid_request("X-Order must be visible ASCII".to_owned())
-            })?)?,
-            None => Vec::new(),
-        };
-    let order = if order.is_empty() {
-        vec![SortKey::DEFAULT]
-    } else {
-        order
-    };
-    let query = Query::parse(raw_query.as_deref())?;
-    for (property, operation) in query
-        .properties
-        .iter()
-        .map(|(p, op)| (p.as_str(), op.as_str()))
-        .chain(order.iter().map(|key| (key.field.name(), "X-Order")))
-    {
-        if market.refused_fields.iter().any(|f| f == property) {
-            return Err(ApiError::invalid_filter(property, operation));
-        }
-    }
-
+    let query = Query::<LoanColumn>::parse(
+        &headers,
+        raw_query.as_deref(),
+        &NEWEST_LOANS_FIRST,
+        &market.settings,
+    )?;
     // Only loans whose deadline is still ahead are on the marketplace.
     let now = chrono::Utc::now();
-    let mut loans: Vec<&Loan> = market
-        .loans
-        .iter()
-        .filter(|loan| loan.deadline > now)
-        .filter(|loan| query.filters.iter().all(|filter| filter.matches(loan)))
-        .collect();
-    loans.sort_unstable_by(|a, b| filter::compare(&order, a, b));
-
-    let total = loans.len();
-    let page: Vec<&Loan> = loans
-        .into_iter()
-        .skip(page.saturating_mul(size))
-        .take(size)
-        .collect();
-    let mut response = query.answer(page);
-    response
-        .headers_mut()
-        .insert("x-total", HeaderValue::from(total));
-    Ok(response)
-}
-
-/// Reads `X-Page` (from 0) and `X-Size`, capping the size.
-fn paging(headers: &HeaderMap, max_page_size: usize) -> Result<(usize, usize), ApiError> {
-    let page = header_number(headers, "x-page", "X-Page")?.unwrap_or(0);
-    let size = match header_number(headers, "x-size", "X-Size")? {
-        None => DEFAULT_PAGE_SIZE,
-        Some(0) => {
-            return Err(ApiError::invalid_request(
-                "X-Size must be at least 1".to_owned(),
-            ));
-        }
-        Some(size) => size,
-    };
-    Ok((page, size.min(max_page_size.max(1))))
-}
-
-fn header_number(headers: &HeaderMap, name: &str, label: &str) -> Result<Option<usize>, ApiError> {
-    let Some(value) = headers.get(name) else {
-        return Ok(None);
-    };
-    let text = String::from_utf8_lossy(value.as_bytes());
-    text.trim().parse().map(Some).map_err(|_| {
-        ApiError::invalid_request(format!(
-            "{label} must be a whole number from 0, got {text:?}"
-        ))
-    })
+    let loans = query.select(market.loans.iter().filter(|loan| loan.deadline > now));
+    Ok(query.page(loans))
 }
 
 /// `GET /loans/{id}`.
@@ -187,7 +92,13 @@ pub(crate) async fn loan_detail(
     let id: u64 = id.parse().map_err(|_| {
         ApiError::invalid_request(format!("the loan id must be a number, got {id:?}"))
     })?;
-    let query = Query::parse(raw_query.as_deref())?;
+    // Filters are checked as on the marketplace; paging and order do not apply.
+    let query = Query::<LoanColumn>::parse(
+        &HeaderMap::new(),
+        raw_query.as_deref(),
+        &NEWEST_LOANS_FIRST,
+        &market.settings,
+    )?;
     let loan = market.loan(id).ok_or_else(|| ApiError::NotFound {
         description: format!("Loan {id} not found"),
     })?;
@@ -210,4 +121,48 @@ pub(crate) async fn last_published(
         .ok_or_else(|| ApiError::NotFound {
             description: "No loan has been published".to_owned(),
         })
+}
+
+/// `GET /smp/investments`: offers whose deadline is ahead; those of loans
+/// past due only with `delinquent=true`.
+pub(crate) async fn secondary_marketplace(
+    State(market): State<Arc<Marketplace>>,
+    headers: HeaderMap,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = Query::<OfferColumn>::parse(
+        &headers,
+        raw_query.as_deref(),
+        &NEWEST_OFFERS_FIRST,
+        &market.settings,
+    )?;
+    let delinquent = delinquent_param(raw_query.as_deref())?;
+    let now = chrono::Utc::now();
+    let offers = query.select(
+        market
+            .offers
+            .iter()
+            .filter(|offer| offer.deadline > now && (delinquent || !offer.delinquent())),
+    );
+    Ok(query.page(offers))
+}
+
+/// The `delinquent` parameter: `true` or `false` (the last one sent wins),
+/// false when absent.
+fn delinquent_param(raw_query: Option<&str>) -> Result<bool, ApiError> {
+    let mut delinquent = false;
+    for (name, value) in form_urlencoded::parse(raw_query.unwrap_or_default().as_bytes()) {
+        if name == "delinquent" {
+            delinquent = match value.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ApiError::invalid_request(format!(
+                        "delinquent must be true or false, got {value:?}"
+                    )));
+                }
+            };
+        }
+    }
+    Ok(delinquent)
 }

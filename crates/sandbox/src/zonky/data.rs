@@ -24,7 +24,7 @@ macro_rules! wire_enum {
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub(crate) enum $name { $($variant),+ }
 
-        impl WireEnum for $name {
+        impl $crate::zonky::data::WireEnum for $name {
             const ALL: &'static [Self] = &[$(Self::$variant),+];
             const NAMES: &'static [&'static str] = &[$($wire),+];
 
@@ -37,13 +37,14 @@ macro_rules! wire_enum {
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str($crate::zonky::data::WireEnum::as_str(*self))
             }
         }
     };
 }
+pub(crate) use wire_enum;
 
 wire_enum! {
     /// `Loan.purpose`.
@@ -116,31 +117,31 @@ impl Rating {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Loan {
     pub(crate) id: u64,
-    url: String,
-    name: String,
-    story: String,
+    pub(crate) url: String,
+    pub(crate) name: String,
+    pub(crate) story: String,
     pub(crate) purpose: Purpose,
     photos: Vec<Photo>,
-    nick_name: String,
+    pub(crate) nick_name: String,
     pub(crate) term_in_months: u32,
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     pub(crate) interest_rate: Decimal,
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
-    revenue_rate: Decimal,
+    pub(crate) revenue_rate: Decimal,
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
-    annuity_with_insurance: Decimal,
+    pub(crate) annuity_with_insurance: Decimal,
     pub(crate) rating: Rating,
     pub(crate) topped: Option<bool>,
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
-    amount: Decimal,
-    country_of_origin: &'static str,
-    currency: &'static str,
+    pub(crate) amount: Decimal,
+    pub(crate) country_of_origin: &'static str,
+    pub(crate) currency: &'static str,
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     pub(crate) remaining_investment: Decimal,
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     pub(crate) reserved_amount: Decimal,
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
-    investment_rate: Decimal,
+    pub(crate) investment_rate: Decimal,
     pub(crate) covered: bool,
     #[serde(serialize_with = "serialize_instant")]
     pub(crate) date_published: DateTime<Tz>,
@@ -148,7 +149,7 @@ pub(crate) struct Loan {
     #[serde(serialize_with = "serialize_instant")]
     pub(crate) deadline: DateTime<Tz>,
     investments_count: u32,
-    region: String,
+    pub(crate) region: String,
     pub(crate) main_income_type: IncomeType,
     pub(crate) insurance_active: bool,
     insurance_history: Vec<InsurancePeriod>,
@@ -172,7 +173,7 @@ struct InsurancePeriod {
 
 /// The document's time format: milliseconds and the offset, e.g.
 /// `2016-04-19T18:25:41.208+02:00`.
-fn serialize_instant<S: Serializer>(
+pub(crate) fn serialize_instant<S: Serializer>(
     instant: &DateTime<Tz>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
@@ -372,7 +373,7 @@ fn titles(purpose: Purpose) -> &'static [&'static str] {
 }
 
 /// A member drawn with the enum's weights.
-fn pick<E: WireEnum>(rng: &mut ChaCha8Rng) -> E {
+pub(crate) fn pick<E: WireEnum>(rng: &mut ChaCha8Rng) -> E {
     let total: u32 = E::ALL.iter().map(|member| member.weight()).sum();
     let mut roll = rng.random_range(0..total);
     for &member in E::ALL {
@@ -384,7 +385,7 @@ fn pick<E: WireEnum>(rng: &mut ChaCha8Rng) -> E {
     unreachable!("the roll is below the sum of the weights")
 }
 
-fn one_of<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
+pub(crate) fn one_of<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
     &items[rng.random_range(0..items.len())]
 }
 

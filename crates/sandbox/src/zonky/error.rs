@@ -2,10 +2,12 @@
 
 use axum::{
     Json,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
+
+use crate::oauth::TokenProblem;
 
 #[derive(Debug)]
 pub(crate) enum ApiError {
@@ -23,6 +25,16 @@ pub(crate) enum ApiError {
     },
     NotFound {
         description: String,
+    },
+    /// No usable access token: 401, or what the simulator is configured to
+    /// answer an invalid or expired one with (Zonky may answer 400).
+    Unauthenticated {
+        status: StatusCode,
+        problem: TokenProblem,
+    },
+    /// The token lacks the scope the endpoint requires.
+    InsufficientScope {
+        scope: &'static str,
     },
 }
 
@@ -57,8 +69,10 @@ impl ApiError {
 struct ErrorBody {
     error: &'static str,
     error_description: String,
-    /// Zonky tags each error with an id for its support to look up.
-    uuid: String,
+    /// Zonky tags each error with an id for its support to look up (not the
+    /// OAuth errors, which come from the authorization layer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uuid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     property: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,7 +81,7 @@ struct ErrorBody {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let uuid = uuid::Uuid::new_v4().to_string();
+        let uuid = Some(uuid::Uuid::new_v4().to_string());
         let (status, body) = match self {
             Self::InvalidFilter {
                 property,
@@ -104,6 +118,49 @@ impl IntoResponse for ApiError {
                     error: "not_found",
                     error_description: description,
                     uuid,
+                    property: None,
+                    operation: None,
+                },
+            ),
+            Self::Unauthenticated { status, problem } => {
+                let error = match problem {
+                    TokenProblem::Missing => "unauthorized",
+                    TokenProblem::Invalid | TokenProblem::Expired => "invalid_token",
+                };
+                let description = problem.to_string();
+                let mut response = (
+                    status,
+                    Json(ErrorBody {
+                        error,
+                        error_description: description.clone(),
+                        uuid: None,
+                        property: None,
+                        operation: None,
+                    }),
+                )
+                    .into_response();
+                if status == StatusCode::UNAUTHORIZED {
+                    let challenge = if problem == TokenProblem::Missing {
+                        "Bearer realm=\"oauth\"".to_owned()
+                    } else {
+                        format!(
+                            "Bearer realm=\"oauth\", error=\"invalid_token\", error_description=\"{description}\""
+                        )
+                    };
+                    if let Ok(value) = HeaderValue::from_str(&challenge) {
+                        response
+                            .headers_mut()
+                            .insert(header::WWW_AUTHENTICATE, value);
+                    }
+                }
+                return response;
+            }
+            Self::InsufficientScope { scope } => (
+                StatusCode::FORBIDDEN,
+                ErrorBody {
+                    error: "insufficient_scope",
+                    error_description: format!("Insufficient scope for this resource: {scope}"),
+                    uuid: None,
                     property: None,
                     operation: None,
                 },

@@ -1,7 +1,8 @@
-//! Ordering (`X-Order`) and filtering (`${field}__${op}=${value}`) of the
-//! marketplace, as the document's tables allow them.
+//! Ordering (`X-Order`) and filtering (`${field}__${op}=${value}`) of any
+//! listing, as its table in the document allows them: each listing describes
+//! its table as a [`Column`] (see `columns.rs`).
 
-use std::{borrow::Cow, cmp::Ordering, str::FromStr};
+use std::{borrow::Cow, cmp::Ordering, fmt, str::FromStr};
 
 use chrono::{
     DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Utc,
@@ -9,32 +10,40 @@ use chrono::{
 use chrono_tz::Europe::Prague;
 use rust_decimal::Decimal;
 
-use super::{
-    data::{IncomeType, Loan, Purpose, WireEnum},
-    error::ApiError,
-};
+use super::error::ApiError;
 
-/// A field of the marketplace's sorting and filtering table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Field {
-    DatePublished,
-    InterestRate,
-    Covered,
-    TermInMonths,
-    Purpose,
-    Rating,
-    /// Filters on the loan's `mainIncomeType`; cannot order.
-    Incomes,
-    Topped,
-    RemainingInvestment,
-    /// `remainingInvestment - reservedAmount`, what anyone may still invest.
-    NonReservedRemainingInvestment,
-    InsuranceActive,
+/// A column of a listing's sorting and filtering table (the document gives
+/// one per listing): its name on the wire, its type, what it allows and its
+/// value in a record.
+pub(crate) trait Column: Copy + fmt::Debug + PartialEq + 'static {
+    type Record;
+    /// Every column of the table.
+    const ALL: &'static [Self];
+    fn name(self) -> &'static str;
+    fn kind(self) -> Kind;
+    fn sortable(self) -> bool;
+    fn filterable(self) -> bool;
+    /// The record's value of the column; `None` is null.
+    fn value(self, record: &Self::Record) -> Option<Scalar>;
+    /// The record's id, which breaks ties in every order.
+    fn id(record: &Self::Record) -> u64;
+    /// The values an enum operand stands for: itself, unless the member is
+    /// a group of others (as `loanHealth`'s `CURRENTLY_IN_DUE`).
+    fn members_of(self, member: &'static str) -> Vec<&'static str> {
+        vec![member]
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|column| column.name() == name)
+    }
 }
 
-/// The type of a field, which decides the operations it takes.
+/// The type of a column, which decides the operations it takes.
 #[derive(Clone, Copy, Debug)]
-enum Kind {
+pub(crate) enum Kind {
     Instant,
     Number,
     Boolean,
@@ -48,85 +57,12 @@ enum Kind {
     EnumSet(&'static [&'static str]),
 }
 
-impl Field {
-    const ALL: [Self; 11] = [
-        Self::DatePublished,
-        Self::InterestRate,
-        Self::Covered,
-        Self::TermInMonths,
-        Self::Purpose,
-        Self::Rating,
-        Self::Incomes,
-        Self::Topped,
-        Self::RemainingInvestment,
-        Self::NonReservedRemainingInvestment,
-        Self::InsuranceActive,
-    ];
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::DatePublished => "datePublished",
-            Self::InterestRate => "interestRate",
-            Self::Covered => "covered",
-            Self::TermInMonths => "termInMonths",
-            Self::Purpose => "purpose",
-            Self::Rating => "rating",
-            Self::Incomes => "incomes",
-            Self::Topped => "topped",
-            Self::RemainingInvestment => "remainingInvestment",
-            Self::NonReservedRemainingInvestment => "nonReservedRemainingInvestment",
-            Self::InsuranceActive => "insuranceActive",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|field| field.name() == name)
-    }
-
-    fn sortable(self) -> bool {
-        self != Self::Incomes
-    }
-
-    fn kind(self) -> Kind {
-        match self {
-            Self::DatePublished => Kind::Instant,
-            Self::InterestRate
-            | Self::TermInMonths
-            | Self::RemainingInvestment
-            | Self::NonReservedRemainingInvestment => Kind::Number,
-            Self::Covered | Self::Topped | Self::InsuranceActive => Kind::Boolean,
-            Self::Purpose => Kind::Enum(Purpose::NAMES),
-            Self::Rating => Kind::Text,
-            Self::Incomes => Kind::EnumSet(IncomeType::NAMES),
-        }
-    }
-
-    /// The loan's value of the field; `None` is null.
-    fn value(self, loan: &Loan) -> Option<Scalar> {
-        Some(match self {
-            Self::DatePublished => Scalar::Instant(loan.date_published.to_utc()),
-            Self::InterestRate => Scalar::Number(loan.interest_rate),
-            Self::Covered => Scalar::Boolean(loan.covered),
-            Self::TermInMonths => Scalar::Number(loan.term_in_months.into()),
-            Self::Purpose => Scalar::Text(loan.purpose.as_str().into()),
-            Self::Rating => Scalar::Text(loan.rating.as_str().into()),
-            Self::Incomes => Scalar::Text(loan.main_income_type.as_str().into()),
-            Self::Topped => Scalar::Boolean(loan.topped?),
-            Self::RemainingInvestment => Scalar::Number(loan.remaining_investment),
-            Self::NonReservedRemainingInvestment => {
-                Scalar::Number(loan.remaining_investment - loan.reserved_amount)
-            }
-            Self::InsuranceActive => Scalar::Boolean(loan.insurance_active),
-        })
-    }
-}
-
 /// A field's value or a filter's operand. Values of one field are always the
 /// same variant, so the derived order compares them naturally: instants in
 /// time, numbers exactly, `false` before `true`, strings (enum members
 /// included) by their wire spelling.
 #[derive(Clone, Debug, PartialEq, PartialOrd)]
-enum Scalar {
+pub(crate) enum Scalar {
     Instant(DateTime<Utc>),
     Number(Decimal),
     Boolean(bool),
@@ -235,8 +171,8 @@ impl Operation {
 
 /// One `field__op=value` query parameter, parsed.
 #[derive(Debug)]
-pub(crate) struct Filter {
-    field: Field,
+pub(crate) struct Filter<C> {
+    column: C,
     test: Test,
 }
 
@@ -257,8 +193,11 @@ enum Test {
         ignore_case: bool,
         operand: String,
     },
-    /// in and containsany: the value (each member, for a collection) is one of these.
+    /// in and containsany, and eq on an enum: the value (each member, for a
+    /// collection) is one of these.
     AnyOf(Vec<String>),
+    /// noteq on an enum: the value is none of these (null included).
+    NoneOf(Vec<String>),
     /// containsall: the collection holds every one of these.
     AllOf(Vec<String>),
 }
@@ -270,16 +209,40 @@ enum TextPosition {
     End,
 }
 
-impl Filter {
+impl<C: Column> Filter<C> {
     /// Parses the filter `{property}__{suffix}={raw}`.
     pub(crate) fn parse(property: &str, suffix: &str, raw: &str) -> Result<Self, ApiError> {
         let not_allowed = || ApiError::invalid_filter(property, suffix);
-        let field = Field::from_name(property).ok_or_else(not_allowed)?;
-        let kind = field.kind();
+        let column = C::from_name(property)
+            .filter(|column| column.filterable())
+            .ok_or_else(not_allowed)?;
+        let kind = column.kind();
         let operation = Operation::from_suffix(suffix)
             .filter(|operation| operation.applies_to(kind))
             .ok_or_else(not_allowed)?;
         let invalid = |description| ApiError::invalid_value(property, suffix, description);
+
+        // An enum's members, with each group replaced by what it stands for.
+        if let Kind::Enum(members) = kind
+            && matches!(operation, Operation::Eq | Operation::NotEq | Operation::In)
+        {
+            let listed = if operation == Operation::In {
+                parse_members(kind, raw).map_err(invalid)?
+            } else {
+                vec![raw.to_owned()]
+            };
+            let mut expanded = Vec::new();
+            for item in &listed {
+                let item = member(members, item).map_err(invalid)?;
+                expanded.extend(column.members_of(item).into_iter().map(str::to_owned));
+            }
+            let test = if operation == Operation::NotEq {
+                Test::NoneOf(expanded)
+            } else {
+                Test::AnyOf(expanded)
+            };
+            return Ok(Self { column, test });
+        }
 
         let compare = |accepts: fn(Ordering) -> bool, or_null| {
             Ok(Test::Compare {
@@ -320,11 +283,11 @@ impl Filter {
             }
             Operation::ContainsAll => Ok(Test::AllOf(parse_members(kind, raw).map_err(invalid)?)),
         }?;
-        Ok(Self { field, test })
+        Ok(Self { column, test })
     }
 
-    pub(crate) fn matches(&self, loan: &Loan) -> bool {
-        let value = self.field.value(loan);
+    pub(crate) fn matches(&self, record: &C::Record) -> bool {
+        let value = self.column.value(record);
         match (&self.test, value) {
             (Test::Compare { or_null, .. }, None) => *or_null,
             (
@@ -356,11 +319,15 @@ impl Filter {
             (Test::AnyOf(members), Some(Scalar::Text(value))) => {
                 members.iter().any(|member| *member == value)
             }
+            (Test::NoneOf(members), Some(Scalar::Text(value))) => {
+                !members.iter().any(|member| *member == value)
+            }
+            (Test::NoneOf(_), None) => true,
             (Test::AllOf(members), Some(Scalar::Text(value))) => {
                 members.iter().all(|member| *member == value)
             }
             // Text operations on anything else (never built: see `applies_to`).
-            (Test::Text { .. } | Test::AnyOf(_) | Test::AllOf(_), _) => false,
+            (Test::Text { .. } | Test::AnyOf(_) | Test::NoneOf(_) | Test::AllOf(_), _) => false,
         }
     }
 }
@@ -470,17 +437,15 @@ fn in_prague(local: NaiveDateTime) -> Option<DateTime<Utc>> {
 
 /// One key of an `X-Order` header.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct SortKey {
-    pub(crate) field: Field,
+pub(crate) struct SortKey<C> {
+    pub(crate) column: C,
     descending: bool,
 }
 
-impl SortKey {
-    /// The marketplace's order without `X-Order`: the newest loans first.
-    pub(crate) const DEFAULT: Self = Self {
-        field: Field::DatePublished,
-        descending: true,
-    };
+impl<C: Column> SortKey<C> {
+    pub(crate) const fn new(column: C, descending: bool) -> Self {
+        Self { column, descending }
+    }
 
     /// Parses an `X-Order` header: field names separated by commas, each
     /// descending when prefixed with `-`.
@@ -494,24 +459,24 @@ impl SortKey {
                     Some(name) => (true, name),
                     None => (false, item),
                 };
-                let field = Field::from_name(name)
-                    .filter(|field| field.sortable())
+                let column = C::from_name(name)
+                    .filter(|column| column.sortable())
                     .ok_or_else(|| ApiError::invalid_filter(name, "X-Order"))?;
-                Ok(Self { field, descending })
+                Ok(Self { column, descending })
             })
             .collect()
     }
 }
 
-/// Orders loans by the keys, nulls first when ascending, then by id ascending so
-/// that the order is always the same.
-pub(crate) fn compare(keys: &[SortKey], a: &Loan, b: &Loan) -> Ordering {
+/// Orders records by the keys, nulls first when ascending, then by id
+/// ascending so that the order is always the same.
+pub(crate) fn compare<C: Column>(keys: &[SortKey<C>], a: &C::Record, b: &C::Record) -> Ordering {
     keys.iter()
         .map(|key| {
             let order = key
-                .field
+                .column
                 .value(a)
-                .partial_cmp(&key.field.value(b))
+                .partial_cmp(&key.column.value(b))
                 .unwrap_or(Ordering::Equal);
             if key.descending {
                 order.reverse()
@@ -521,12 +486,13 @@ pub(crate) fn compare(keys: &[SortKey], a: &Loan, b: &Loan) -> Ordering {
         })
         .find(|order| order.is_ne())
         .unwrap_or(Ordering::Equal)
-        .then(a.id.cmp(&b.id))
+        .then(C::id(a).cmp(&C::id(b)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zonky::columns::LoanColumn;
 
     fn utc(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().to_utc()
@@ -571,25 +537,25 @@ mod tests {
 
     #[test]
     fn lists_in_both_forms() {
-        let kind = Field::Rating.kind();
+        let kind = LoanColumn::Rating.kind();
         assert_eq!(
             parse_members(kind, r#"["AAA","AA"]"#).unwrap(),
             ["AAA", "AA"]
         );
         assert_eq!(parse_members(kind, "AAA, AA").unwrap(), ["AAA", "AA"]);
         assert!(parse_members(kind, "[AAA").is_err());
-        assert!(parse_members(Field::Purpose.kind(), "TRAVEL,SPACE").is_err());
+        assert!(parse_members(LoanColumn::Purpose.kind(), "TRAVEL,SPACE").is_err());
     }
 
     #[test]
     fn operations_follow_the_types() {
-        assert!(Filter::parse("termInMonths", "gt", "24").is_ok());
-        assert!(Filter::parse("termInMonths", "contains", "2").is_err());
-        assert!(Filter::parse("covered", "gt", "true").is_err());
-        assert!(Filter::parse("purpose", "startswith", "AUTO").is_err());
-        assert!(Filter::parse("rating", "startswith", "AA").is_ok());
-        assert!(Filter::parse("incomes", "containsall", "EMPLOYMENT").is_ok());
-        assert!(Filter::parse("amount", "gt", "1").is_err());
-        assert!(Filter::parse("covered", "eq", "maybe").is_err());
+        assert!(Filter::<LoanColumn>::parse("termInMonths", "gt", "24").is_ok());
+        assert!(Filter::<LoanColumn>::parse("termInMonths", "contains", "2").is_err());
+        assert!(Filter::<LoanColumn>::parse("covered", "gt", "true").is_err());
+        assert!(Filter::<LoanColumn>::parse("purpose", "startswith", "AUTO").is_err());
+        assert!(Filter::<LoanColumn>::parse("rating", "startswith", "AA").is_ok());
+        assert!(Filter::<LoanColumn>::parse("incomes", "containsall", "EMPLOYMENT").is_ok());
+        assert!(Filter::<LoanColumn>::parse("amount", "gt", "1").is_err());
+        assert!(Filter::<LoanColumn>::parse("covered", "eq", "maybe").is_err());
     }
 }

@@ -1,0 +1,174 @@
+//! The finmesh gateway: configuration, the HTTP app around the GraphQL schema,
+//! and the `serve`, `demo`, `schema` and `sandbox` commands. `main.rs` only
+//! parses the command line.
+
+pub mod commands;
+pub mod config;
+mod http;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use finmesh_core::aggregate::{Aggregator, AggregatorSettings};
+use finmesh_core::registry::ProviderFactory;
+use finmesh_graphql::{SchemaOptions, build_schema};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::http::AppState;
+
+/// The adapters this binary ships: the one place that names them.
+pub fn factories() -> Vec<Arc<dyn ProviderFactory>> {
+    vec![Arc::new(finmesh_zonky::ZonkyFactory)]
+}
+
+/// The query `finmesh demo` suggests, and the one the acceptance test runs.
+pub const EXAMPLE_QUERY: &str = "{ loans(first: 20, orderBy: [{field: INTEREST_RATE, direction: DESC}], filter: {termMonths: {lte: 48}}) { totalCount edges { node { id name interestRate termMonths amount { amount currency } } } pageInfo { hasNextPage endCursor } } }";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+}
+
+impl StartError {
+    /// Whether another program holds the port.
+    pub fn is_addr_in_use(&self) -> bool {
+        match self {
+            StartError::Bind { source, .. } => source.kind() == io::ErrorKind::AddrInUse,
+        }
+    }
+}
+
+/// A gateway serving in a background task. Dropping it stops the server
+/// without waiting; [`RunningGateway::shutdown`] waits for requests in flight.
+pub struct RunningGateway {
+    /// The address bound (the real port when configured with port 0).
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<io::Result<()>>,
+    shutdown_grace: Duration,
+}
+
+/// Binds the configured address and serves the gateway.
+pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
+    let aggregator = Aggregator::new(
+        Arc::new(config.providers),
+        AggregatorSettings {
+            default_page_size: config.gateway.default_page_size,
+            max_page_size: config.gateway.max_page_size,
+            max_local_sort: config.gateway.max_local_sort,
+        },
+    );
+    let schema = build_schema(
+        aggregator,
+        SchemaOptions {
+            request_timeout: config.server.request_timeout,
+        },
+    );
+    let state = AppState {
+        schema,
+        request_timeout: config.server.request_timeout,
+    };
+    let app = http::router(state, config.server.graphiql);
+
+    let bind_error = |source| StartError::Bind {
+        addr: config.server.listen,
+        source,
+    };
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                // A dropped sender means stop, too.
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "finmesh gateway listening");
+    Ok(RunningGateway {
+        addr,
+        stop: Some(stop),
+        task,
+        shutdown_grace: config.server.shutdown_grace,
+    })
+}
+
+impl RunningGateway {
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> io::Result<()> {
+        tokio::select! {
+            finished = &mut self.task => return finished.map_err(io::Error::other)?,
+            () = signal => {}
+        }
+        self.shutdown().await
+    }
+
+    /// Stops accepting connections and waits, at most the configured grace
+    /// period, for requests in flight to finish.
+    pub async fn shutdown(mut self) -> io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            // The server may have stopped already; then there is nobody to tell.
+            let _ = stop.send(());
+        }
+        match tokio::time::timeout(self.shutdown_grace, &mut self.task).await {
+            Ok(finished) => finished.map_err(io::Error::other)?,
+            Err(_) => {
+                tracing::warn!(
+                    grace = ?self.shutdown_grace,
+                    "requests still in flight after the shutdown grace period; aborting them"
+                );
+                self.task.abort();
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for RunningGateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handling here: only the other signal can stop us.
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

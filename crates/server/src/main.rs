@@ -1,0 +1,80 @@
+//! `finmesh`: the command line. Everything it runs lives in the library.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use finmesh_server::commands;
+use tracing_subscriber::EnvFilter;
+
+/// finmesh: one GraphQL endpoint over P2P-lending platforms.
+#[derive(Parser)]
+#[command(name = "finmesh", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway as configured.
+    Serve {
+        /// The TOML configuration file; `FINMESH_` variables override it.
+        #[arg(long, short, default_value = "finmesh.toml")]
+        config: PathBuf,
+    },
+    /// Serve the gateway in front of a simulated Zonky marketplace.
+    Demo {
+        /// The gateway's port on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Run the Zonky simulator alone on 127.0.0.1.
+    Sandbox {
+        /// 0 picks a free port.
+        #[arg(long, default_value_t = 8081)]
+        port: u16,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs go to stderr, so `finmesh schema > schema.graphql` stays clean.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let result = match cli.command {
+        Command::Serve { config } => commands::serve(&config).await,
+        Command::Demo { port } => commands::demo(port).await,
+        Command::Schema => {
+            print!("{}", commands::schema());
+            Ok(())
+        }
+        Command::Sandbox { port } => commands::sandbox(port).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}
