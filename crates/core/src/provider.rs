@@ -1,5 +1,6 @@
 //! The one trait every platform adapter implements.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -8,11 +9,12 @@ use tokio::time::Instant;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::id::ProviderId;
-use crate::model::{Investment, Loan, PortfolioSummary};
+use crate::model::{Investment, Loan, NewTransfer, PortfolioSummary, Transfer};
+use crate::money::{Currency, Money};
 use crate::oauth::OAuthClient;
 use crate::query::{
     InvestmentFilter, InvestmentFilterField, InvestmentOrderField, LoanFilter, LoanFilterField,
-    LoanOrderField, OrderKey,
+    LoanOrderField, OrderKey, TransferFilter, TransferFilterField, TransferOrderField,
 };
 
 /// Per-call context: who is asking and how long they are willing to wait.
@@ -51,13 +53,28 @@ pub struct Capabilities {
     pub loans: Option<ListCapabilities<LoanFilterField, LoanOrderField>>,
     /// `None` when the provider cannot list a user's investments.
     pub investments: Option<ListCapabilities<InvestmentFilterField, InvestmentOrderField>>,
+    /// `None` when the provider cannot move money.
+    pub transfers: Option<TransferCapabilities>,
+}
+
+/// What a payment provider accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferCapabilities {
+    pub list: ListCapabilities<TransferFilterField, TransferOrderField>,
+    /// The only currencies a transfer may be in.
+    pub currencies: Vec<Currency>,
+    /// The smallest amount the platform moves.
+    pub min_amount: Option<Money>,
 }
 
 /// For one list operation: which filters and orders the platform evaluates itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListCapabilities<Filter, Order> {
     pub filters: Vec<Filter>,
+    /// Fields the platform sorts by on request, in either direction.
     pub orders: Vec<Order>,
+    /// The order the platform lists in when asked for none (often unknown: empty).
+    pub default_order: Vec<OrderKey<Order>>,
     /// The largest `limit` worth asking for in one call (the adapter splits larger ones).
     pub max_page_size: u32,
 }
@@ -65,7 +82,7 @@ pub struct ListCapabilities<Filter, Order> {
 impl<Filter, Order: PartialEq> ListCapabilities<Filter, Order> {
     /// Whether the platform can produce this whole order itself.
     pub fn can_order_by(&self, keys: &[OrderKey<Order>]) -> bool {
-        keys.iter().all(|k| self.orders.contains(&k.field))
+        keys.iter().all(|k| self.orders.contains(&k.field)) || self.default_order == keys
     }
 }
 
@@ -92,6 +109,7 @@ pub struct Slice<T> {
 
 pub type LoanRequest = ListRequest<LoanFilter, LoanOrderField>;
 pub type InvestmentRequest = ListRequest<InvestmentFilter, InvestmentOrderField>;
+pub type TransferRequest = ListRequest<TransferFilter, TransferOrderField>;
 
 /// A platform adapter. Every operation has a default that answers "not supported",
 /// so an adapter implements exactly what its platform offers.
@@ -148,4 +166,94 @@ pub trait Provider: Send + Sync + 'static {
     async fn portfolio(&self, _ctx: &CallContext) -> Result<Vec<PortfolioSummary>> {
         Err(Error::not_supported("portfolio"))
     }
+
+    /// The principal's transfers.
+    async fn transfers(&self, _ctx: &CallContext, _request: &TransferRequest) -> Result<Slice<Transfer>> {
+        Err(Error::not_supported("transfers"))
+    }
+
+    async fn transfer(&self, _ctx: &CallContext, _native_id: &str) -> Result<Transfer> {
+        Err(Error::not_supported("transfer"))
+    }
+
+    /// Checks a transfer before anything is stored or sent. The default checks
+    /// the capabilities; adapters add what their platform requires.
+    fn validate_transfer(&self, transfer: &NewTransfer) -> Result<()> {
+        let caps = self
+            .capabilities()
+            .transfers
+            .as_ref()
+            .ok_or_else(|| Error::not_supported("createTransfer"))?;
+        validate_against(caps, transfer)
+    }
+
+    /// Creates a transfer. Never retried blindly: the gateway reconciles an
+    /// ambiguous outcome by listing before it creates again.
+    async fn create_transfer(&self, _ctx: &CallContext, _transfer: &NewTransfer) -> Result<Transfer> {
+        Err(Error::not_supported("createTransfer"))
+    }
+
+    async fn confirm_transfer(&self, _ctx: &CallContext, _native_id: &str) -> Result<Transfer> {
+        Err(Error::not_supported("confirmTransfer"))
+    }
+
+    async fn update_transfer_metadata(
+        &self,
+        _ctx: &CallContext,
+        _native_id: &str,
+        _metadata: &BTreeMap<String, String>,
+    ) -> Result<Transfer> {
+        Err(Error::not_supported("updateTransferMetadata"))
+    }
+}
+
+/// Largest metadata map a transfer may carry.
+pub const MAX_METADATA_ENTRIES: usize = 50;
+/// Longest metadata key or value, in bytes.
+pub const MAX_METADATA_LENGTH: usize = 500;
+
+/// The generic checks: positive amount, supported currency, platform minimum,
+/// bounded flat metadata.
+pub fn validate_against(caps: &TransferCapabilities, transfer: &NewTransfer) -> Result<()> {
+    let amount = transfer.amount;
+    if amount.amount <= rust_decimal::Decimal::ZERO {
+        return Err(Error::invalid_input("input.amount", "the amount must be positive"));
+    }
+    if !caps.currencies.contains(&amount.currency) {
+        return Err(Error::invalid_input(
+            "input.currency",
+            format!(
+                "{} is not supported; supported: {}",
+                amount.currency,
+                caps.currencies.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    amount.to_minor().map_err(|e| e.with_field("input.amount"))?;
+    if let Some(min) = caps.min_amount
+        && min.currency == amount.currency
+        && amount.amount < min.amount
+    {
+        return Err(Error::invalid_input(
+            "input.amount",
+            format!("the minimum amount is {min}"),
+        ));
+    }
+    if transfer.metadata.len() > MAX_METADATA_ENTRIES {
+        return Err(Error::invalid_input(
+            "input.metadata",
+            format!("at most {MAX_METADATA_ENTRIES} metadata entries"),
+        ));
+    }
+    if let Some((key, _)) = transfer
+        .metadata
+        .iter()
+        .find(|(k, v)| k.is_empty() || k.len() > MAX_METADATA_LENGTH || v.len() > MAX_METADATA_LENGTH)
+    {
+        return Err(Error::invalid_input(
+            "input.metadata",
+            format!("metadata key {key:?}: keys must be 1-{MAX_METADATA_LENGTH} bytes and values at most {MAX_METADATA_LENGTH}"),
+        ));
+    }
+    Ok(())
 }

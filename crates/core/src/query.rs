@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::error::Error;
-use crate::model::{Investment, InvestmentStatus, Loan, LoanHealth, LoanPurpose, SellStatus};
+use crate::model::{
+    Investment, InvestmentStatus, Loan, LoanHealth, LoanPurpose, SellStatus, Transfer, TransferStatus,
+};
 use crate::money::Currency;
 
 /// A range on an ordered value; every bound is optional and they combine with AND.
@@ -443,4 +445,71 @@ fn directed(
         (Some(o), Direction::Desc) => o.reverse(),
         (None, _) => missing_last(),
     }
+}
+
+/// The filterable properties of a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransferFilterField {
+    Status,
+    CreatedAt,
+}
+
+/// Which transfers to return.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TransferFilter {
+    pub statuses: Option<Vec<TransferStatus>>,
+    pub created_at: Option<Bounds<DateTime<Utc>>>,
+}
+
+impl TransferFilter {
+    pub fn matches(&self, transfer: &Transfer) -> bool {
+        one_of(&self.statuses, Some(&transfer.status))
+            && self
+                .created_at
+                .as_ref()
+                .is_none_or(|b| b.contains(&transfer.created_at))
+    }
+
+    pub fn fields(&self) -> Vec<TransferFilterField> {
+        [
+            (self.statuses.is_some(), TransferFilterField::Status),
+            (self.created_at.is_some(), TransferFilterField::CreatedAt),
+        ]
+        .into_iter()
+        .filter_map(|(present, field)| present.then_some(field))
+        .collect()
+    }
+
+    pub fn restricted_to(&self, fields: &[TransferFilterField]) -> TransferFilter {
+        TransferFilter {
+            statuses: self
+                .statuses
+                .clone()
+                .filter(|_| fields.contains(&TransferFilterField::Status)),
+            created_at: self
+                .created_at
+                .clone()
+                .filter(|_| fields.contains(&TransferFilterField::CreatedAt)),
+        }
+    }
+}
+
+/// The properties transfers can be ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransferOrderField {
+    CreatedAt,
+    Amount,
+}
+
+pub fn compare_transfers(a: &Transfer, b: &Transfer, keys: &[OrderKey<TransferOrderField>]) -> Ordering {
+    keys.iter()
+        .map(|key| {
+            let ordering = match key.field {
+                TransferOrderField::CreatedAt => a.created_at.cmp(&b.created_at),
+                TransferOrderField::Amount => a.amount.amount.cmp(&b.amount.amount),
+            };
+            directed(Some(ordering), key.direction, || Ordering::Equal)
+        })
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
 }

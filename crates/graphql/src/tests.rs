@@ -39,6 +39,7 @@ impl Memory {
                 loans: Some(ListCapabilities {
                     filters: vec![LoanFilterField::TermMonths, LoanFilterField::Currency],
                     orders: vec![LoanOrderField::InterestRate, LoanOrderField::PublishedAt],
+                    default_order: Vec::new(),
                     max_page_size: 50,
                 }),
                 ..Capabilities::default()

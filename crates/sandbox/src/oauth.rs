@@ -1075,3 +1075,211 @@ async fn control_revoke(
     server.revoke_user(&revoke.user);
     StatusCode::NO_CONTENT
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(config: OAuthConfig, client_auth: ClientAuth) -> OAuthServer {
+        OAuthServer::new(config, client_auth)
+    }
+
+    /// The authorize answer's `Location` parameters.
+    async fn authorize_params(server: &OAuthServer, query: &str) -> BTreeMap<String, String> {
+        let response = authorize(
+            State(server.inner.clone()),
+            RawQuery(Some(query.to_owned())),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::FOUND);
+        let location = response.headers()[header::LOCATION].to_str().unwrap();
+        url::Url::parse(location)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect()
+    }
+
+    fn json_headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        headers
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        headers
+    }
+
+    fn error_of(
+        outcome: Result<(GrantType, TokenResponse), TokenError>,
+    ) -> (StatusCode, &'static str) {
+        match outcome {
+            Ok(_) => panic!("expected an error"),
+            Err(error) => (error.status, error.error),
+        }
+    }
+
+    #[tokio::test]
+    async fn body_credentials_registered_redirects_and_tokens_that_never_expire() {
+        let server = server(
+            OAuthConfig {
+                redirect_uris: vec!["https://client.example/cb".to_owned()],
+                access_token_ttl_secs: 0,
+                scopes: vec!["Investments".to_owned(), "BidsRead".to_owned()],
+                ..OAuthConfig::default()
+            },
+            ClientAuth::BodyFields,
+        );
+        // No redirect_uri: the registered one; no state: none back.
+        let params = authorize_params(
+            &server,
+            "response_type=code&client_id=sandbox-client&scope=Investments",
+        )
+        .await;
+        assert!(!params.contains_key("state"));
+        let code = &params["code"];
+
+        // Basic credentials are not what this server takes.
+        let mut basic = json_headers();
+        basic.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic c2FuZGJveC1jbGllbnQ6c2FuZGJveC1zZWNyZXQ="),
+        );
+        let body = json!({"grant_type": "authorization_code", "code": code}).to_string();
+        assert_eq!(
+            error_of(exchange(&server.inner, &basic, body.as_bytes())),
+            (StatusCode::UNAUTHORIZED, "invalid_client")
+        );
+        // The code survives a client that failed to authenticate.
+        let body = json!({
+            "grant_type": "authorization_code", "code": code,
+            "client_id": "sandbox-client", "client_secret": "sandbox-secret",
+            "redirect_uri": "https://client.example/cb",
+        })
+        .to_string();
+        let (_, tokens) = exchange(&server.inner, &json_headers(), body.as_bytes())
+            .unwrap_or_else(|error| panic!("{}", error.description));
+        assert_eq!(tokens.expires_in, 0);
+        assert_eq!(tokens.scope, "Investments");
+        assert!(!format!("{tokens:?}").contains(&tokens.access_token));
+
+        server.advance_time(Duration::from_secs(10 * 365 * 24 * 3600));
+        let access = server.access(&bearer(&tokens.access_token)).unwrap();
+        assert_eq!(access.user, "alice");
+        assert!(access.has_scope("Investments") && !access.has_scope("BidsRead"));
+    }
+
+    #[tokio::test]
+    async fn either_takes_the_header_or_the_fields() {
+        let server = server(OAuthConfig::default(), ClientAuth::Either);
+        for basic in [true, false] {
+            let params = authorize_params(
+                &server,
+                "response_type=code&client_id=sandbox-client&redirect_uri=http%3A%2F%2Flocalhost%2Fcb&state=a%2Bb",
+            )
+            .await;
+            assert_eq!(params["state"], "a+b");
+            let mut headers = HeaderMap::new();
+            let mut body = format!(
+                "grant_type=authorization_code&code={}&redirect_uri=http%3A%2F%2Flocalhost%2Fcb",
+                params["code"]
+            );
+            if basic {
+                headers.insert(
+                    header::AUTHORIZATION,
+                    HeaderValue::from_static("Basic c2FuZGJveC1jbGllbnQ6c2FuZGJveC1zZWNyZXQ="),
+                );
+            } else {
+                body.push_str("&client_id=sandbox-client&client_secret=sandbox-secret");
+            }
+            assert!(exchange(&server.inner, &headers, body.as_bytes()).is_ok());
+        }
+        let mut multipart = HeaderMap::new();
+        multipart.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("multipart/form-data; boundary=x"),
+        );
+        assert_eq!(
+            error_of(exchange(&server.inner, &multipart, b"--x--")),
+            (StatusCode::BAD_REQUEST, "invalid_request")
+        );
+    }
+
+    #[tokio::test]
+    async fn refresh_tokens_expire_and_users_can_be_revoked() {
+        let server = server(
+            OAuthConfig {
+                access_token_ttl_secs: 10,
+                refresh_token_ttl_secs: 100,
+                ..OAuthConfig::default()
+            },
+            ClientAuth::BodyFields,
+        );
+        let tokens = server.issue_tokens("alice", &[]);
+        let refresh = |token: &str| {
+            let body = format!(
+                "grant_type=refresh_token&refresh_token={token}&client_id=sandbox-client&client_secret=sandbox-secret"
+            );
+            exchange(&server.inner, &HeaderMap::new(), body.as_bytes())
+        };
+        assert_eq!(
+            server.authenticate(&bearer(&tokens.access_token)).unwrap(),
+            "alice"
+        );
+        server.advance_time(Duration::from_secs(11));
+        assert_eq!(
+            server.authenticate(&bearer(&tokens.access_token)),
+            Err(TokenProblem::Expired)
+        );
+        assert_eq!(
+            server.authenticate(&bearer("nope")),
+            Err(TokenProblem::Invalid)
+        );
+        assert_eq!(
+            server.authenticate(&HeaderMap::new()),
+            Err(TokenProblem::Missing)
+        );
+
+        let refresh_token = tokens.refresh_token.unwrap();
+        let (_, renewed) = refresh(&refresh_token).unwrap_or_else(|e| panic!("{}", e.description));
+        server.advance_time(Duration::from_secs(101));
+        let old = renewed.refresh_token.unwrap();
+        assert_eq!(
+            error_of(refresh(&old)),
+            (StatusCode::BAD_REQUEST, "invalid_grant")
+        );
+
+        let tokens = server.issue_tokens("bob", &[]);
+        server.revoke_user("bob");
+        assert_eq!(
+            server.authenticate(&bearer(&tokens.access_token)),
+            Err(TokenProblem::Invalid)
+        );
+        assert_eq!(
+            error_of(refresh(&tokens.refresh_token.unwrap())),
+            (StatusCode::BAD_REQUEST, "invalid_grant")
+        );
+    }
+
+    #[test]
+    fn config_reads_over_given_defaults() {
+        let defaults = OAuthConfig {
+            client_id: "mujrobot".to_owned(),
+            ..OAuthConfig::default()
+        };
+        let config =
+            OAuthConfig::deserialize_over(defaults.clone(), json!({"access_token_ttl_secs": 5}))
+                .unwrap();
+        assert_eq!(config.client_id, "mujrobot");
+        assert_eq!(config.access_token_ttl_secs, 5);
+        assert!(OAuthConfig::deserialize_over(defaults, json!({"nope": 1})).is_err());
+    }
+}

@@ -100,7 +100,11 @@ impl Sim {
 
     /// Every item of a list, page after page.
     async fn all_pages(&self, user: &str, path_and_query: &str, page_size: u64) -> Vec<Value> {
-        let separator = if path_and_query.contains('?') { '&' } else { '?' };
+        let separator = if path_and_query.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         let mut items = Vec::new();
         for page in 1.. {
             let (status, body) = self
@@ -192,12 +196,20 @@ async fn every_answer_is_an_envelope() {
     let listed = first["ListedOnUTC"].as_str().unwrap();
     assert_eq!(listed.len(), 28, "{listed}");
     assert!(listed.ends_with('Z') && listed.as_bytes()[19] == b'.');
-    let (status, detail) = sim.get_json("alice", &format!("/api/v1/auction/{id}")).await;
+    let (status, detail) = sim
+        .get_json("alice", &format!("/api/v1/auction/{id}"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(detail["Success"], true);
     assert!(detail["Errors"].is_null());
     assert_eq!(detail["Payload"]["AuctionId"], id);
-    for field in ["Liabilities", "Debts", "BorrowerHistory", "Interest", "Rating"] {
+    for field in [
+        "Liabilities",
+        "Debts",
+        "BorrowerHistory",
+        "Interest",
+        "Rating",
+    ] {
         assert!(detail["Payload"].get(field).is_some(), "{field}");
     }
 
@@ -262,7 +274,10 @@ async fn every_answer_is_an_envelope() {
 
     // 404: an unknown auction, an unknown path.
     let unknown = sim
-        .get("alice", "/api/v1/auction/6832dee6-92a3-4d9b-af03-5c53fed0c41d")
+        .get(
+            "alice",
+            "/api/v1/auction/6832dee6-92a3-4d9b-af03-5c53fed0c41d",
+        )
         .await;
     assert_error(unknown, StatusCode::NOT_FOUND).await;
     let nowhere = sim.get("alice", "/api/v1/nowhere").await;
@@ -392,9 +407,7 @@ async fn oauth_code_flow_then_authorized_calls() {
     let renewed = refreshed["access_token"].as_str().unwrap().to_owned();
 
     // An hour later both access tokens have expired.
-    sim.sandbox
-        .oauth()
-        .advance_time(Duration::from_secs(3601));
+    sim.sandbox.oauth().advance_time(Duration::from_secs(3601));
     for token in [access, renewed.as_str()] {
         let expired = sim
             .client
@@ -422,11 +435,16 @@ async fn auction_pages_match_brute_force() {
     let pages = sim.all_pages("alice", "/api/v1/auctions", 37).await;
     assert_eq!(pages, expected);
     // Some of alice's open bids show on the auctions she sees, and only there.
-    assert!(pages.iter().any(|auction| auction["UserBids"].as_u64() > Some(0)));
-    let (_, bobs_view) = sim
-        .get_json("bob", "/api/v1/auctions?PageSize=20000")
-        .await;
-    assert_eq!(bobs_view["Payload"].as_array().unwrap(), &active_auctions(&sim, "bob"));
+    assert!(
+        pages
+            .iter()
+            .any(|auction| auction["UserBids"].as_u64() > Some(0))
+    );
+    let (_, bobs_view) = sim.get_json("bob", "/api/v1/auctions?PageSize=20000").await;
+    assert_eq!(
+        bobs_view["Payload"].as_array().unwrap(),
+        &active_auctions(&sim, "bob")
+    );
 
     // Past the last page: empty, with the total.
     let (_, beyond) = sim
@@ -464,7 +482,11 @@ async fn auction_filters_match_brute_force() {
         let got = sim
             .all_pages("alice", &format!("/api/v1/auctions?{query}"), 10)
             .await;
-        assert_eq!(ids(&got, "AuctionId"), ids(&expected, "AuctionId"), "{query}");
+        assert_eq!(
+            ids(&got, "AuctionId"),
+            ids(&expected, "AuctionId"),
+            "{query}"
+        );
     }
 
     // A date range and the loan terms.
@@ -479,13 +501,15 @@ async fn auction_filters_match_brute_force() {
     let got = sim
         .all_pages(
             "alice",
-            &format!("/api/v1/auctions?request.listedOnUTCFrom={}&request.terms=36&request.terms=60", urlencode(&from)),
+            &format!(
+                "/api/v1/auctions?request.listedOnUTCFrom={}&request.terms=36&request.terms=60",
+                urlencode(&from)
+            ),
             50,
         )
         .await;
     assert_eq!(ids(&got, "AuctionId"), ids(&expected, "AuctionId"));
 }
-
 
 fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
@@ -497,19 +521,34 @@ async fn investments_offers_and_bids_filter_as_documented() {
     let mine = sim.sandbox.investments("alice");
 
     // Sold investments only with SalesStatus=1.
-    let active = sim.all_pages("alice", "/api/v1/account/investments", 25).await;
+    let active = sim
+        .all_pages("alice", "/api/v1/account/investments", 25)
+        .await;
     let unsold: HashSet<String> = mine
         .iter()
         .filter(|item| item["SoldDate"].is_null())
         .map(|item| item["LoanPartId"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(active.len(), unsold.len());
-    assert!(active.iter().all(|item| unsold.contains(item["LoanPartId"].as_str().unwrap())));
-    let purchase_dates: Vec<DateTime<Utc>> =
-        active.iter().map(|item| instant(&item["PurchaseDate"])).collect();
-    assert!(purchase_dates.windows(2).all(|pair| pair[0] >= pair[1]), "newest first");
+    assert!(
+        active
+            .iter()
+            .all(|item| unsold.contains(item["LoanPartId"].as_str().unwrap()))
+    );
+    let purchase_dates: Vec<DateTime<Utc>> = active
+        .iter()
+        .map(|item| instant(&item["PurchaseDate"]))
+        .collect();
+    assert!(
+        purchase_dates.windows(2).all(|pair| pair[0] >= pair[1]),
+        "newest first"
+    );
     let sold = sim
-        .all_pages("alice", "/api/v1/account/investments?request.salesStatus=1", 25)
+        .all_pages(
+            "alice",
+            "/api/v1/account/investments?request.salesStatus=1",
+            25,
+        )
         .await;
     assert_eq!(sold.len(), mine.len() - unsold.len());
     assert!(sold.iter().all(|item| !item["SoldDate"].is_null()));
@@ -550,12 +589,18 @@ async fn investments_offers_and_bids_filter_as_documented() {
     let all_offers = sim.all_pages("bob", "/api/v1/secondarymarket", 100).await;
     assert_eq!(all_offers.len(), offers.len());
     let alices_offers = sim
-        .all_pages("alice", "/api/v1/secondarymarket?request.showMyItems=true", 100)
+        .all_pages(
+            "alice",
+            "/api/v1/secondarymarket?request.showMyItems=true",
+            100,
+        )
         .await;
     assert!(!alices_offers.is_empty());
-    assert!(alices_offers
-        .iter()
-        .all(|offer| own.contains(offer["LoanPartId"].as_str().unwrap())));
+    assert!(
+        alices_offers
+            .iter()
+            .all(|offer| own.contains(offer["LoanPartId"].as_str().unwrap()))
+    );
     let cheap_overdue: HashSet<String> = offers
         .iter()
         .filter(|offer| offer["LoanStatusCode"] == 100)
@@ -570,7 +615,10 @@ async fn investments_offers_and_bids_filter_as_documented() {
             100,
         )
         .await;
-    assert_eq!(ids(&got, "Id").into_iter().collect::<HashSet<_>>(), cheap_overdue);
+    assert_eq!(
+        ids(&got, "Id").into_iter().collect::<HashSet<_>>(),
+        cheap_overdue
+    );
     for offer in &got {
         let remaining = decimal(&offer["PrincipalRemaining"]);
         let rate = decimal(&offer["DesiredDiscountRate"]);
@@ -612,20 +660,21 @@ async fn loan_parts_never_cross_users() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(own["Success"], true);
         assert_eq!(own["Payload"]["LoanPartId"], id.as_str());
-        assert_eq!(
-            own["Payload"],
-            sim.sandbox.loan_part("alice", id).unwrap()
-        );
+        assert_eq!(own["Payload"], sim.sandbox.loan_part("alice", id).unwrap());
         for field in ["ScheduledPayments", "LoanTransfers", "DebtManagmentEvents"] {
             assert!(own["Payload"][field].is_array(), "{field}");
         }
         let other = sim.get("bob", &format!("/api/v1/loanpart/{id}")).await;
         assert_error(other, StatusCode::NOT_FOUND).await;
     }
-    let bobs_list = sim.all_pages("bob", "/api/v1/account/investments?SalesStatus=3", 1000).await;
-    assert!(bobs_list
-        .iter()
-        .all(|item| bobs.contains(&item["LoanPartId"].as_str().unwrap().to_owned())));
+    let bobs_list = sim
+        .all_pages("bob", "/api/v1/account/investments?SalesStatus=3", 1000)
+        .await;
+    assert!(
+        bobs_list
+            .iter()
+            .all(|item| bobs.contains(&item["LoanPartId"].as_str().unwrap().to_owned()))
+    );
 }
 
 #[tokio::test]
@@ -651,7 +700,10 @@ async fn each_endpoint_has_its_own_quota_per_user() {
         async move { request.send().await.unwrap() }
     };
 
-    assert_eq!(get("/api/v1/auctions", alice.clone()).await.status(), StatusCode::OK);
+    assert_eq!(
+        get("/api/v1/auctions", alice.clone()).await.status(),
+        StatusCode::OK
+    );
     let refused = get("/api/v1/auctions", alice.clone()).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
@@ -661,9 +713,20 @@ async fn each_endpoint_has_its_own_quota_per_user() {
         json!({"Success": false, "Errors": [{"Code": 429, "Message": "API calls quota exceeded! maximum admitted 1 per Second.", "Details": "Retry after 1"}]})
     );
     // Other endpoints, and other users, still answer.
-    assert_eq!(get("/api/v1/account/investments", alice.clone()).await.status(), StatusCode::OK);
-    assert_eq!(get("/api/v1/bids", alice.clone()).await.status(), StatusCode::OK);
-    assert_eq!(get("/api/v1/auctions", sim.token("bob")).await.status(), StatusCode::OK);
+    assert_eq!(
+        get("/api/v1/account/investments", alice.clone())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get("/api/v1/bids", alice.clone()).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get("/api/v1/auctions", sim.token("bob")).await.status(),
+        StatusCode::OK
+    );
     // A second token of the same user shares the user's quota.
     assert_eq!(
         get("/api/v1/auctions", sim.token("alice")).await.status(),
@@ -671,7 +734,10 @@ async fn each_endpoint_has_its_own_quota_per_user() {
     );
     // A configured endpoint: three at once.
     for _ in 0..3 {
-        assert_eq!(get("/api/v1/secondarymarket", alice.clone()).await.status(), StatusCode::OK);
+        assert_eq!(
+            get("/api/v1/secondarymarket", alice.clone()).await.status(),
+            StatusCode::OK
+        );
     }
     let refused = get("/api/v1/secondarymarket", alice.clone()).await;
     let body = assert_error(refused, StatusCode::TOO_MANY_REQUESTS).await;
@@ -681,11 +747,19 @@ async fn each_endpoint_has_its_own_quota_per_user() {
     );
     // A refused request takes nothing: after a second, the quota is back.
     tokio::time::sleep(Duration::from_millis(1050)).await;
-    assert_eq!(get("/api/v1/auctions", alice.clone()).await.status(), StatusCode::OK);
+    assert_eq!(
+        get("/api/v1/auctions", alice.clone()).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(sim.sandbox.stats().throttled, 3);
     // Unauthenticated requests take nothing from anyone's quota.
     sim.sandbox.reset();
-    let anonymous = sim.client.get(sim.url("/api/v1/bids")).send().await.unwrap();
+    let anonymous = sim
+        .client
+        .get(sim.url("/api/v1/bids"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(get("/api/v1/bids", alice).await.status(), StatusCode::OK);
 }
@@ -784,7 +858,11 @@ async fn injected_faults_and_the_request_log() {
         .await
         .unwrap();
     assert_eq!(set.status(), StatusCode::OK);
-    assert_error(sim.get("alice", path).await, StatusCode::INTERNAL_SERVER_ERROR).await;
+    assert_error(
+        sim.get("alice", path).await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
+    .await;
     let stats: Value = sim
         .client
         .get(sim.url("/__sandbox/stats"))
@@ -809,7 +887,11 @@ async fn injected_faults_and_the_request_log() {
         .send()
         .await
         .unwrap();
-    assert_eq!(token.status(), StatusCode::BAD_REQUEST, "an OAuth error, not the fault");
+    assert_eq!(
+        token.status(),
+        StatusCode::BAD_REQUEST,
+        "an OAuth error, not the fault"
+    );
 }
 
 /// What the test receiver saw of one delivery.
@@ -830,7 +912,12 @@ struct Receiver {
 /// Verifies a delivery from what was received alone, as a receiver does:
 /// the digest over the body, the date both ways, then the HMAC over the
 /// signing string rebuilt from the received headers.
-fn verify(keys: &BTreeMap<String, Vec<u8>>, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+fn verify(
+    keys: &BTreeMap<String, Vec<u8>>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
     let header = |name: &str| {
         headers
             .get(name)
@@ -876,7 +963,8 @@ fn verify(keys: &BTreeMap<String, Vec<u8>>, uri: &Uri, headers: &HeaderMap, body
     let sent = STANDARD
         .decode(params.get("signature").ok_or("no signature")?)
         .map_err(|e| e.to_string())?;
-    mac.verify_slice(&sent).map_err(|_| "bad signature".to_owned())
+    mac.verify_slice(&sent)
+        .map_err(|_| "bad signature".to_owned())
 }
 
 async fn receive(
@@ -951,7 +1039,9 @@ async fn webhooks_are_signed_repeated_and_retried() {
     }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for delivery in &seen[1..] {
-        *counts.entry(delivery.event_id.clone().unwrap()).or_default() += 1;
+        *counts
+            .entry(delivery.event_id.clone().unwrap())
+            .or_default() += 1;
     }
     assert_eq!(counts.len(), 20);
     assert_eq!(counts.values().filter(|&&n| n == 2).count(), 5);
@@ -1000,7 +1090,10 @@ async fn webhooks_are_signed_repeated_and_retried() {
     );
     // A raw delivery: exactly the headers given.
     let raw = sender
-        .send_raw(b"{}".to_vec(), vec![("Content-Type".into(), "application/json".into())])
+        .send_raw(
+            b"{}".to_vec(),
+            vec![("Content-Type".into(), "application/json".into())],
+        )
         .await
         .unwrap();
     assert_eq!(raw, Attempt::Answered(401));
@@ -1093,9 +1186,19 @@ fn config_reads_with_defaults() {
     }))
     .unwrap();
     assert_eq!(config.oauth.users, ["carol"]);
-    assert_eq!(config.oauth.scopes.len(), 7, "Bondora's scopes, not the generic default");
-    assert_eq!(config.oauth.client_id, BondoraConfig::default_oauth().client_id);
-    assert_eq!(config.limits["/api/v1/auctions"].refill_per_second, Decimal::new(5, 1));
+    assert_eq!(
+        config.oauth.scopes.len(),
+        7,
+        "Bondora's scopes, not the generic default"
+    );
+    assert_eq!(
+        config.oauth.client_id,
+        BondoraConfig::default_oauth().client_id
+    );
+    assert_eq!(
+        config.limits["/api/v1/auctions"].refill_per_second,
+        Decimal::new(5, 1)
+    );
     assert_eq!(config.default_limit.capacity, 1);
     assert_eq!(config.seed, 42);
     assert!(serde_json::from_value::<BondoraConfig>(json!({"auction": 1})).is_err());

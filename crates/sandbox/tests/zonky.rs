@@ -1956,7 +1956,8 @@ async fn my_investments_page_filter_and_order_like_brute_force() {
     let some_id = median["id"].as_u64().unwrap();
     let some_id_text = some_id.to_string();
     type Keep = Box<dyn Fn(&Value) -> bool>;
-    let cases: Vec<(Vec<(&str, &str)>, &str, Keep)> = vec![
+    type Params<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(Params, &str, Keep)> = vec![
         (
             vec![("loanHealth__eq", "CURRENTLY_IN_DUE")],
             "-unpaidPrincipal,loan.name",
@@ -2211,7 +2212,8 @@ async fn secondary_marketplace_pages_filters_and_hides_delinquent_loans() {
     assert_eq!(x_total(&response), 1000);
 
     type Keep = fn(&Value) -> bool;
-    let cases: [(&[(&str, &str)], &str, Keep); 4] = [
+    type Params = &'static [(&'static str, &'static str)];
+    let cases: [(Params, &str, Keep); 4] = [
         (
             &[
                 ("rating__in", r#"["AA","A"]"#),

@@ -7,13 +7,15 @@ use async_trait::async_trait;
 use super::ListKind;
 use crate::error::Result;
 use crate::id::GlobalId;
-use crate::model::{Investment, Loan};
+use crate::model::{Investment, Loan, Transfer};
 use crate::provider::{
     CallContext, Capabilities, InvestmentRequest, ListCapabilities, LoanRequest, Provider, Slice,
+    TransferRequest,
 };
 use crate::query::{
     InvestmentFilter, InvestmentFilterField, InvestmentOrderField, LoanFilter, LoanFilterField,
-    LoanOrderField, OrderKey, compare_investments, compare_loans,
+    LoanOrderField, OrderKey, TransferFilter, TransferFilterField, TransferOrderField,
+    compare_investments, compare_loans, compare_transfers,
 };
 
 /// Marketplace loans.
@@ -111,5 +113,52 @@ impl ListKind for Investments {
         request: &InvestmentRequest,
     ) -> Result<Slice<Investment>> {
         provider.investments(ctx, request).await
+    }
+}
+
+/// A principal's transfers.
+pub struct Transfers;
+
+#[async_trait]
+impl ListKind for Transfers {
+    type Item = Transfer;
+    type Filter = TransferFilter;
+    type Field = TransferFilterField;
+    type Order = TransferOrderField;
+
+    const OPERATION: &'static str = "transfers";
+
+    fn capabilities(
+        caps: &Capabilities,
+    ) -> Option<&ListCapabilities<TransferFilterField, TransferOrderField>> {
+        caps.transfers.as_ref().map(|t| &t.list)
+    }
+
+    fn filter_fields(filter: &TransferFilter) -> Vec<TransferFilterField> {
+        filter.fields()
+    }
+
+    fn restrict(filter: &TransferFilter, fields: &[TransferFilterField]) -> TransferFilter {
+        filter.restricted_to(fields)
+    }
+
+    fn matches(filter: &TransferFilter, item: &Transfer) -> bool {
+        filter.matches(item)
+    }
+
+    fn compare(a: &Transfer, b: &Transfer, keys: &[OrderKey<TransferOrderField>]) -> Ordering {
+        compare_transfers(a, b, keys)
+    }
+
+    fn id(item: &Transfer) -> &GlobalId {
+        &item.id
+    }
+
+    async fn fetch(
+        provider: &dyn Provider,
+        ctx: &CallContext,
+        request: &TransferRequest,
+    ) -> Result<Slice<Transfer>> {
+        provider.transfers(ctx, request).await
     }
 }

@@ -21,13 +21,16 @@ use futures::future::join_all;
 
 pub use cursor::{Cursor, fingerprint};
 pub use health::{HealthBook, HealthStatus, ProviderHealth};
-pub use kinds::{Investments, Loans};
+pub use kinds::{Investments, Loans, Transfers};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{GlobalId, ProviderId};
-use crate::model::{Investment, Loan, PortfolioSummary};
+use crate::model::{Investment, Loan, PortfolioSummary, Transfer};
 use crate::provider::{CallContext, Capabilities, ListCapabilities, ListRequest, Provider, Slice};
-use crate::query::{InvestmentFilter, InvestmentOrderField, LoanFilter, LoanOrderField, OrderKey};
+use crate::query::{
+    InvestmentFilter, InvestmentOrderField, LoanFilter, LoanOrderField, OrderKey, TransferFilter,
+    TransferOrderField,
+};
 use crate::registry::Registry;
 
 /// How a kind of record is listed, filtered and ordered; one implementation per
@@ -477,6 +480,24 @@ impl Aggregator {
             provider.id(),
             run.items.iter().map(|(investment, _)| investment),
         ))
+    }
+
+    /// The principal's transfers across providers; newest first unless ordered otherwise.
+    pub async fn transfers(
+        &self,
+        ctx: &CallContext,
+        args: ListArgs<TransferFilter, TransferOrderField>,
+    ) -> Result<Page<Transfer>> {
+        let newest_first = [OrderKey::desc(TransferOrderField::CreatedAt)];
+        self.list::<Transfers>(ctx, args, &newest_first).await
+    }
+
+    /// One transfer by global id.
+    pub async fn transfer(&self, ctx: &CallContext, id: &GlobalId) -> Result<Transfer> {
+        let provider = self.provider_for(id)?;
+        let transfer = provider.transfer(ctx, id.native()).await;
+        self.health.record(provider.id(), &transfer);
+        transfer.map_err(|e| e.with_provider(provider.id()))
     }
 
     /// The provider a global id belongs to.

@@ -37,6 +37,7 @@ impl Memory {
                 loans: Some(ListCapabilities {
                     filters,
                     orders,
+                    default_order: Vec::new(),
                     max_page_size: 10,
                 }),
                 ..Default::default()

@@ -2,6 +2,8 @@
 
 mod investment;
 mod loan;
+mod transfer;
 
 pub use investment::{Investment, InvestmentStatus, LoanHealth, PortfolioSummary, SellStatus};
 pub use loan::{Loan, LoanPurpose, LoanStatus};
+pub use transfer::{NewTransfer, Transfer, TransferStatus};

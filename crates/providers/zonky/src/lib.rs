@@ -191,6 +191,7 @@ fn capabilities(page_size: u32, connectable: bool) -> Capabilities {
                 LoanOrderField::PublishedAt,
                 LoanOrderField::RemainingAmount,
             ],
+            default_order: Vec::new(),
             max_page_size: page_size,
         }),
         investments: connectable.then(|| ListCapabilities {
@@ -204,8 +205,10 @@ fn capabilities(page_size: u32, connectable: bool) -> Capabilities {
                 InvestmentOrderField::PrincipalUnpaid,
                 InvestmentOrderField::InterestRate,
             ],
+            default_order: Vec::new(),
             max_page_size: page_size,
         }),
+        transfers: None,
     }
 }
 

@@ -27,7 +27,7 @@ use super::{
     envelope::{self, ApiError, Page},
     query::{
         AUCTION_FILTERS, BID_FILTERS, Context, FilterDef, Filters, INVESTMENT_FILTERS,
-        OFFER_FILTERS, Params, Paging,
+        OFFER_FILTERS, Paging, Params,
     },
 };
 use crate::{lock, oauth::Access};
@@ -240,10 +240,12 @@ fn parse<'a>(
 }
 
 fn checked_uuid(id: &str, what: &str) -> Result<(), ApiError> {
-    uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| ApiError::BadRequest {
-        message: "The request is invalid.".to_owned(),
-        details: format!("id: The value '{id}' is not a valid {what} identifier"),
-    })
+    uuid::Uuid::parse_str(id)
+        .map(|_| ())
+        .map_err(|_| ApiError::BadRequest {
+            message: "The request is invalid.".to_owned(),
+            details: format!("id: The value '{id}' is not a valid {what} identifier"),
+        })
 }
 
 /// `GET /api/v1/auctions`: the active auctions only.
@@ -289,7 +291,10 @@ pub(crate) async fn auction(
                 .is_some_and(|own| own.eq_ignore_ascii_case(&id))
         })
         .ok_or_else(|| ApiError::not_found("Auction", &id))?;
-    Ok(envelope::item(&extended(record, Some(market.user(&access.user)))))
+    Ok(envelope::item(&extended(
+        record,
+        Some(market.user(&access.user)),
+    )))
 }
 
 /// `GET /api/v1/bids`: the caller's bids.
@@ -321,7 +326,12 @@ pub(crate) async fn investments(
     RawQuery(raw): RawQuery,
 ) -> Result<Page, ApiError> {
     let user = market.user(&access.user);
-    let (filters, paging) = parse(raw.as_deref(), INVESTMENT_FILTERS, MAX_INVESTMENTS_PAGE, user)?;
+    let (filters, paging) = parse(
+        raw.as_deref(),
+        INVESTMENT_FILTERS,
+        MAX_INVESTMENTS_PAGE,
+        user,
+    )?;
     let show_sold = filters.sales_status_sent;
     Ok(list(
         user.investments

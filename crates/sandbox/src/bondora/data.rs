@@ -101,9 +101,12 @@ const RATING_WEIGHTS: &[(usize, u32)] = &[
     (6, 8),
     (7, 7),
 ];
+/// A range of whole numbers, inclusive.
+type Span = (i64, i64);
+
 /// Interest (percent, in hundredths) and one-year default probability (in
 /// ten-thousandths) of each rating, as ranges.
-const RATING_PRICING: &[((i64, i64), (i64, i64))] = &[
+const RATING_PRICING: &[(Span, Span)] = &[
     ((950, 1300), (150, 350)),
     ((1200, 1700), (300, 600)),
     ((1500, 2100), (550, 900)),
@@ -117,8 +120,8 @@ const RATING_PRICING: &[((i64, i64), (i64, i64))] = &[
 /// `UseOfLoan`, as the reference enumerates it (`-1` is "not used", the only
 /// value of auctions since June 2017).
 pub(crate) const USE_OF_LOAN: &[i64] = &[
-    -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 201, 202,
-    203, 204, 205, 206, 207, 208, 209, 210, 211,
+    -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 201, 202, 203,
+    204, 205, 206, 207, 208, 209, 210, 211,
 ];
 /// `LoanStatusCode`: 0 Reserved, 2 Current, 3 Cancelled, 4 Repaid, 5 60+ days
 /// overdue, 8 Released, 100 Overdue.
@@ -246,8 +249,10 @@ fn credit_scores(rng: &mut ChaCha8Rng, country: Country, rating: usize) -> (Cred
                 Some((*one_of(rng, &["AAA", "AA", "A", "B", "C", "D"])).to_owned());
         }
         Country::Fi => {
-            scores.credit_score_fi_asiakas_tieto_risk_grade =
-                Some(format!("RL{}", (risk / 2 + rng.random_range(1..=2)).clamp(1, 5)));
+            scores.credit_score_fi_asiakas_tieto_risk_grade = Some(format!(
+                "RL{}",
+                (risk / 2 + rng.random_range(1..=2)).clamp(1, 5)
+            ));
         }
         Country::Ee => {
             let score = if rng.random_bool(0.8) {
@@ -669,7 +674,7 @@ pub(crate) struct Publisher {
 
 impl Publisher {
     pub(crate) fn new(seed: u64) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_a0c7_1015);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_a0c7_1015);
         let mut numbers = Numbers::new(&mut rng);
         // Past every generated loan number.
         numbers.loan += 1_000_000;
@@ -800,7 +805,12 @@ fn auction(
             type_of_liability: -1,
             creditor: (*one_of(
                 rng,
-                &["Bank", "Credit card company", "Consumer lender", "Car lease"],
+                &[
+                    "Bank",
+                    "Credit card company",
+                    "Consumer lender",
+                    "Car lease",
+                ],
             ))
             .to_owned(),
             monthly_payment: eur(rng.random_range(20..400) * 100),
@@ -810,8 +820,9 @@ fn auction(
         .collect();
     let liabilities_total = liabilities
         .iter()
-        .map(|liability| liability.monthly_payment.0)
-        .sum::<Decimal>();
+        .fold(Decimal::new(0, 2), |total, liability| {
+            total + liability.monthly_payment.0
+        });
     let new_customer = rng.random_bool(0.6);
     let history = if new_customer {
         BorrowerHistory {
@@ -990,12 +1001,7 @@ fn issued_loan(rng: &mut ChaCha8Rng, numbers: &mut Numbers, now: DateTime<Utc>) 
             "{} {}",
             one_of(
                 rng,
-                &[
-                    "Loan for",
-                    "Financing for",
-                    "Money for",
-                    "Small loan for"
-                ]
+                &["Loan for", "Financing for", "Money for", "Small loan for"]
             ),
             one_of(
                 rng,
@@ -1024,6 +1030,15 @@ fn issued_loan(rng: &mut ChaCha8Rng, numbers: &mut Numbers, now: DateTime<Utc>) 
         birth,
         signed,
     }
+}
+
+/// One month of a loan part's repayment schedule.
+struct Row {
+    date: DateTime<Utc>,
+    principal: Decimal,
+    /// Principal left after the payment.
+    left: Decimal,
+    interest: Decimal,
 }
 
 /// A loan part with its schedule and history.
@@ -1077,14 +1092,14 @@ fn loan_part(
             (instalment - interest).min(balance).max(Decimal::ZERO)
         };
         balance -= principal;
-        schedule.push((
-            months_after(loan.signed, month),
+        schedule.push(Row {
+            date: months_after(loan.signed, month),
             principal,
-            balance,
+            left: balance,
             interest,
-        ));
+        });
     }
-    let due = schedule.iter().filter(|(date, ..)| *date <= now).count();
+    let due = schedule.iter().filter(|row| row.date <= now).count();
     let finished = due >= schedule.len();
     let status: i64 = if finished && !active_only {
         weighted(rng, &[(4, 85), (5, 10), (8, 5)])
@@ -1103,30 +1118,32 @@ fn loan_part(
         5 => due.saturating_sub(rng.random_range(3..=6).min(due)),
         _ => due,
     };
-    let sum = |range: std::ops::Range<usize>, pick: fn(&(DateTime<Utc>, Decimal, Decimal, Decimal)) -> Decimal| {
-        schedule.get(range).map_or(Decimal::ZERO, |rows| rows.iter().map(pick).sum())
+    let sum = |range: std::ops::Range<usize>, pick: fn(&Row) -> Decimal| {
+        schedule
+            .get(range)
+            .map_or(Decimal::ZERO, |rows| rows.iter().map(pick).sum())
     };
-    let principal_repaid = sum(0..paid, |row| row.1);
-    let interest_repaid = sum(0..paid, |row| row.3);
+    let principal_repaid = sum(0..paid, |row| row.principal);
+    let interest_repaid = sum(0..paid, |row| row.interest);
     let late_end = due.min(schedule.len()).max(paid);
-    let principal_late = sum(paid..late_end, |row| row.1);
-    let interest_late = sum(paid..late_end, |row| row.3);
+    let principal_late = sum(paid..late_end, |row| row.principal);
+    let interest_late = sum(paid..late_end, |row| row.interest);
     let penalty_late = round2((principal_late + interest_late) * Decimal::new(2, 2));
     let late_total = principal_late + interest_late + penalty_late;
     let debt_date = (late_total > Decimal::ZERO)
-        .then(|| schedule.get(paid).map(|row| row.0))
+        .then(|| schedule.get(paid).map(|row| row.date))
         .flatten();
-    let future_interest = sum(late_end..schedule.len(), |row| row.3);
+    let future_interest = sum(late_end..schedule.len(), |row| row.interest);
 
     let transfers: Vec<LoanTransfer> = schedule[..paid]
         .iter()
-        .map(|(date, principal, _, interest)| LoanTransfer {
-            date: utc(*date + TimeDelta::hours(rng.random_range(0..72))),
-            principal_amount: Num(*principal),
-            interest_amount: Num(*interest),
+        .map(|row| LoanTransfer {
+            date: utc(row.date + TimeDelta::hours(rng.random_range(0..72))),
+            principal_amount: Num(row.principal),
+            interest_amount: Num(row.interest),
             interest_amount_carried_over: eur(0),
             penalty_amount_carried_over: eur(0),
-            total_amount: Num(*principal + *interest),
+            total_amount: Num(row.principal + row.interest),
         })
         .collect();
     let mut events = Vec::new();
@@ -1191,8 +1208,9 @@ fn loan_part(
             .flatten(),
         debt_occured_on_for_secondary: debt_date.map(utc),
         next_payment_nr: next.and_then(|index| u32::try_from(index + 1).ok()),
-        next_payment_date: next.map(|index| day(schedule[index].0.date_naive())),
-        next_payment_sum: next.map(|index| Num(schedule[index].1 + schedule[index].3)),
+        next_payment_date: next.map(|index| day(schedule[index].date.date_naive())),
+        next_payment_sum: next
+            .map(|index| Num(schedule[index].principal + schedule[index].interest)),
         nr_of_scheduled_payments: duration,
         last_payment_date: transfers.last().map(|transfer| transfer.date.clone()),
         principal_repaid: Num(principal_repaid),
@@ -1218,14 +1236,14 @@ fn loan_part(
         base,
         schedule: schedule
             .iter()
-            .map(|(date, principal, left, interest)| ScheduledPayment {
-                scheduled_date: day(date.date_naive()),
-                principal_amount: Num(*principal),
-                principal_amount_left: Num(*left),
-                interest_amount: Num(*interest),
+            .map(|row| ScheduledPayment {
+                scheduled_date: day(row.date.date_naive()),
+                principal_amount: Num(row.principal),
+                principal_amount_left: Num(row.left),
+                interest_amount: Num(row.interest),
                 intrest_amount_carried_over: eur(0),
                 penalty_amount_carried_over: eur(0),
-                total_amount: Num(*principal + *interest),
+                total_amount: Num(row.principal + row.interest),
             })
             .collect(),
         transfers,
@@ -1240,8 +1258,18 @@ fn loan_part(
 /// The debt management stage of an overdue part: (stage, sub-stage, type, date).
 fn debt_stage(part: &Part) -> (Option<i32>, Option<i32>, Option<i32>, Option<String>) {
     match (part.base.loan_status_code, part.debt_date) {
-        (100, Some(debt)) => (Some(1), Some(1), Some(1), Some(utc(debt + TimeDelta::days(5)))),
-        (5, Some(debt)) => (Some(2), Some(3), Some(2), Some(utc(debt + TimeDelta::days(61)))),
+        (100, Some(debt)) => (
+            Some(1),
+            Some(1),
+            Some(1),
+            Some(utc(debt + TimeDelta::days(5))),
+        ),
+        (5, Some(debt)) => (
+            Some(2),
+            Some(3),
+            Some(2),
+            Some(utc(debt + TimeDelta::days(61))),
+        ),
         _ => (None, None, None, None),
     }
 }
@@ -1262,7 +1290,8 @@ fn offer(rng: &mut ChaCha8Rng, part: &Part, now: DateTime<Utc>) -> Value {
     };
     let remaining = part.base.principal_remaining.0;
     let price = round2(remaining * Decimal::from(100 + rate) / Decimal::from(100));
-    let fee = Decimal::ZERO;
+    // Bondora charges the seller, not the buyer.
+    let fee = Decimal::new(0, 2);
     let listed = (now - TimeDelta::minutes(rng.random_range(1..21 * 24 * 60))).max(part.signed);
     let xirr = if price.is_zero() {
         Decimal::ZERO
@@ -1278,10 +1307,10 @@ fn offer(rng: &mut ChaCha8Rng, part: &Part, now: DateTime<Utc>) -> Value {
         price: Num(price),
         fee: Num(fee),
         total_cost: Num(price + fee),
-        outstanding_payments: Num(
-            remaining + part.base.interest_late_amount.0 + part.base.penalty_late_amount.0
-                + part.future_interest,
-        ),
+        outstanding_payments: Num(remaining
+            + part.base.interest_late_amount.0
+            + part.base.penalty_late_amount.0
+            + part.future_interest),
         desired_discount_rate: Num(Decimal::from(rate)),
         xirr: Num(xirr),
         listed_on_date: utc(listed),
@@ -1313,7 +1342,9 @@ fn user_data(
         let amount = part.base.amount.0;
         let (purchased, purchase_price, bought_from) = if bought {
             let at = part.signed
-                + TimeDelta::minutes(rng.random_range(60..((now - part.signed).num_minutes().max(61))));
+                + TimeDelta::minutes(
+                    rng.random_range(60..((now - part.signed).num_minutes().max(61))),
+                );
             let discount = Decimal::from(rng.random_range(-15..=5));
             // Roughly the principal left when bought.
             let left = (remaining + (amount - remaining) / Decimal::from(2)).min(amount);
@@ -1333,14 +1364,25 @@ fn user_data(
         let sold = active && roll < 8;
         let on_sale = active && (8..15).contains(&roll);
         let sold_at = sold.then(|| {
-            purchased + TimeDelta::minutes(rng.random_range(1..((now - purchased).num_minutes().max(2))))
+            purchased
+                + TimeDelta::minutes(rng.random_range(1..((now - purchased).num_minutes().max(2))))
         });
-        let sale_price = sold.then(|| Num(round2(remaining * Decimal::from(rng.random_range(85..=103)) / Decimal::from(100))));
+        let sale_price = sold.then(|| {
+            Num(round2(
+                remaining * Decimal::from(rng.random_range(85..=103)) / Decimal::from(100),
+            ))
+        });
         let offer_value = on_sale.then(|| offer(rng, &part, now));
         let listed_on = offer_value
             .as_ref()
             .and_then(|value| value["ListedOnDate"].as_str().map(str::to_owned));
-        let owner_share = |total: Decimal| if bought { round2(total / Decimal::from(2)) } else { total };
+        let owner_share = |total: Decimal| {
+            if bought {
+                round2(total / Decimal::from(2))
+            } else {
+                total
+            }
+        };
         let main = owner_share(part.base.principal_repaid.0);
         let interest = owner_share(part.base.interest_repaid.0);
         let late = part.base.late_amount_paid.0;
@@ -1436,7 +1478,8 @@ pub(crate) fn bids_by_auction(bids: &[Value]) -> HashMap<String, (u64, Decimal)>
         let (Some(auction), true) = (bid["AuctionId"].as_str(), pending_or_open) else {
             continue;
         };
-        let amount = crate::bondora::query::decimal_of(&bid["RequestedBidAmount"]).unwrap_or_default();
+        let amount =
+            crate::bondora::query::decimal_of(&bid["RequestedBidAmount"]).unwrap_or_default();
         let entry = by_auction.entry(auction.to_owned()).or_default();
         entry.0 += 1;
         entry.1 += amount;
@@ -1498,7 +1541,12 @@ mod tests {
             assert_eq!(value["ListedOnUTC"].as_str().unwrap().len(), 28);
             assert!(auction.extras["BorrowerHistory"].is_object());
         }
-        assert!(world.auctions.iter().any(|a| !a.value["ActualCloseDate"].is_null()));
+        assert!(
+            world
+                .auctions
+                .iter()
+                .any(|a| !a.value["ActualCloseDate"].is_null())
+        );
         let alice = &world.users["alice"];
         let bob = &world.users["bob"];
         assert_eq!(alice.investments.len(), 120);
@@ -1510,7 +1558,10 @@ mod tests {
             assert!(LOAN_STATUS_CODES.contains(&item["LoanStatusCode"].as_i64().unwrap()));
             assert_eq!(investment.details["LoanPartId"], item["LoanPartId"]);
             assert_eq!(
-                investment.details["ScheduledPayments"].as_array().unwrap().len() as u64,
+                investment.details["ScheduledPayments"]
+                    .as_array()
+                    .unwrap()
+                    .len() as u64,
                 item["LoanDuration"].as_u64().unwrap()
             );
             assert!(
@@ -1524,7 +1575,10 @@ mod tests {
             let remaining = decimal(&item["PrincipalRemaining"]);
             let rate = decimal(&item["DesiredDiscountRate"]);
             let price = decimal(&item["Price"]);
-            assert_eq!(price, (remaining * (Decimal::from(100) + rate) / Decimal::from(100)).round_dp(2));
+            assert_eq!(
+                price,
+                (remaining * (Decimal::from(100) + rate) / Decimal::from(100)).round_dp(2)
+            );
             assert!(matches!(item["LoanStatusCode"].as_i64(), Some(2 | 5 | 100)));
         }
         assert!(world.offers.iter().any(|offer| {

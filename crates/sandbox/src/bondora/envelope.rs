@@ -78,14 +78,27 @@ impl IntoResponse for Page {
 pub(crate) enum ApiError {
     /// A parameter that does not parse, is out of range or names an unknown
     /// enum member.
-    BadRequest { message: String, details: String },
+    BadRequest {
+        message: String,
+        details: String,
+    },
     Unauthorized(TokenProblem),
     /// The token lacks the scope the endpoint requires.
-    Forbidden { scope: String },
-    NotFound { message: String, details: String },
-    MethodNotAllowed { method: Method },
+    Forbidden {
+        scope: String,
+    },
+    NotFound {
+        message: String,
+        details: String,
+    },
+    MethodNotAllowed {
+        method: Method,
+    },
     /// The endpoint's per-user quota is spent.
-    TooManyRequests { quota: String, retry_after_secs: u64 },
+    TooManyRequests {
+        quota: String,
+        retry_after_secs: u64,
+    },
 }
 
 impl ApiError {

@@ -82,7 +82,11 @@ impl Gate {
 
 /// Middleware in front of every data endpoint; the handler finds the caller
 /// as an [`crate::oauth::Access`] extension.
-pub(crate) async fn guard(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn guard(
+    State(gate): State<Arc<Gate>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -148,8 +152,14 @@ mod tests {
     fn quotas_read_as_the_document() {
         assert_eq!(quota(config(Decimal::ONE)), "1 per Second");
         assert_eq!(quota(config(Decimal::from(5))), "5 per Second");
-        assert_eq!(quota(config(Decimal::from(5) / Decimal::from(3600))), "5 per Hour");
-        assert_eq!(quota(config(Decimal::from(12) / Decimal::from(60))), "12 per Minute");
+        assert_eq!(
+            quota(config(Decimal::from(5) / Decimal::from(3600))),
+            "5 per Hour"
+        );
+        assert_eq!(
+            quota(config(Decimal::from(12) / Decimal::from(60))),
+            "12 per Minute"
+        );
         assert_eq!(quota(config(Decimal::new(25, 1))), "2.5 per Second");
     }
 }

@@ -212,8 +212,14 @@ const ROUTES: &[(&str, Scope)] = &[
     ("/api/v1/auctions", Scope::None),
     ("/api/v1/auction/{id}", Scope::None),
     ("/api/v1/bids", Scope::AnyOf(&["BidsRead"])),
-    ("/api/v1/account/investments", Scope::AnyOf(&["Investments"])),
-    ("/api/v1/secondarymarket", Scope::AnyOf(&["SmBuy", "SmSell"])),
+    (
+        "/api/v1/account/investments",
+        Scope::AnyOf(&["Investments"]),
+    ),
+    (
+        "/api/v1/secondarymarket",
+        Scope::AnyOf(&["SmBuy", "SmSell"]),
+    ),
     ("/api/v1/loanpart/{id}", Scope::AnyOf(&["Investments"])),
 ];
 
@@ -423,11 +429,16 @@ async fn send_webhooks(
         Some(url) => sender.with_url(url),
         None => sender,
     };
-    match sender.send_events(request.count, request.duplicate_ratio).await {
+    match sender
+        .send_events(request.count, request.duplicate_ratio)
+        .await
+    {
         Ok(report) => Json(report).into_response(),
         Err(error) => (
             StatusCode::BAD_REQUEST,
-            Json(json!({"error": "invalid_webhook_request", "error_description": error.to_string()})),
+            Json(
+                json!({"error": "invalid_webhook_request", "error_description": error.to_string()}),
+            ),
         )
             .into_response(),
     }

@@ -24,8 +24,8 @@ use serde_json::Value;
 
 use super::{
     data::{
-        BID_STATUSES, BID_TYPES, EE_MINI_SCORES, GENDERS, LOAN_STATUS_CODES, RATINGS,
-        USE_OF_LOAN, VERIFICATION,
+        BID_STATUSES, BID_TYPES, EE_MINI_SCORES, GENDERS, LOAN_STATUS_CODES, RATINGS, USE_OF_LOAN,
+        VERIFICATION,
     },
     envelope::ApiError,
 };
@@ -126,7 +126,8 @@ impl Paging {
 
     /// The page's items out of all matching ones.
     pub(crate) fn apply<T: Clone>(&self, items: &[T]) -> Vec<T> {
-        let skip = usize::try_from((self.number - 1).saturating_mul(self.size)).unwrap_or(usize::MAX);
+        let skip =
+            usize::try_from((self.number - 1).saturating_mul(self.size)).unwrap_or(usize::MAX);
         let take = usize::try_from(self.size).unwrap_or(usize::MAX);
         items.iter().skip(skip).take(take).cloned().collect()
     }
@@ -149,7 +150,11 @@ fn boolean(name: &str, value: &str) -> Result<bool, ApiError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(ApiError::invalid_parameter(name, value, "not true or false")),
+        _ => Err(ApiError::invalid_parameter(
+            name,
+            value,
+            "not true or false",
+        )),
     }
 }
 
@@ -243,8 +248,14 @@ pub(crate) const AUCTION_FILTERS: &[FilterDef] = &[
     f(&["agemax"], Spec::Max("Age")),
     f(&["loannumber"], Spec::IntIn("LoanNumber", None)),
     f(&["username"], Spec::StrIn("UserName", None)),
-    f(&["applicationdatefrom"], Spec::From("LoanApplicationStartedDate")),
-    f(&["applicationdateto"], Spec::To("LoanApplicationStartedDate")),
+    f(
+        &["applicationdatefrom"],
+        Spec::From("LoanApplicationStartedDate"),
+    ),
+    f(
+        &["applicationdateto"],
+        Spec::To("LoanApplicationStartedDate"),
+    ),
     f(&["creditscoremin"], Spec::Min("CreditScore")),
     f(&["creditscoremax"], Spec::Max("CreditScore")),
     f(
@@ -309,8 +320,14 @@ pub(crate) const INVESTMENT_FILTERS: &[FilterDef] = loan_part_filters![
     f(&["solddateto"], Spec::To("SoldDate")),
     f(&["purchasedatefrom"], Spec::From("PurchaseDate")),
     f(&["purchasedateto"], Spec::To("PurchaseDate")),
-    f(&["loandebtmanagementstage"], Spec::IntIn("LatestDebtManagementStage", None)),
-    f(&["auctionbidtype"], Spec::IntIn("AuctionBidType", Some(BID_TYPES))),
+    f(
+        &["loandebtmanagementstage"],
+        Spec::IntIn("LatestDebtManagementStage", None)
+    ),
+    f(
+        &["auctionbidtype"],
+        Spec::IntIn("AuctionBidType", Some(BID_TYPES))
+    ),
     f(&["salesstatus"], Spec::SalesStatus),
     f(&["isinrepayment"], Spec::InRepayment),
 ];
@@ -327,8 +344,14 @@ pub(crate) const OFFER_FILTERS: &[FilterDef] = loan_part_filters![
     f(&["auctionid"], Spec::StrIn("AuctionId", None)),
     f(&["listedondatefrom"], Spec::From("ListedOnDate")),
     f(&["listedondateto"], Spec::To("ListedOnDate")),
-    f(&["desireddiscountratemin"], Spec::Min("DesiredDiscountRate")),
-    f(&["desireddiscountratemax"], Spec::Max("DesiredDiscountRate")),
+    f(
+        &["desireddiscountratemin"],
+        Spec::Min("DesiredDiscountRate")
+    ),
+    f(
+        &["desireddiscountratemax"],
+        Spec::Max("DesiredDiscountRate")
+    ),
     f(&["xirrmin"], Spec::Min("Xirr")),
     f(&["xirrmax"], Spec::Max("Xirr")),
 ];
@@ -457,7 +480,9 @@ impl<'a> Filters<'a> {
                         wanted.push(parsed);
                     }
                     predicates.push(Box::new(move |item| {
-                        item[field].as_i64().is_some_and(|value| wanted.contains(&value))
+                        item[field]
+                            .as_i64()
+                            .is_some_and(|value| wanted.contains(&value))
                     }));
                 }
                 Spec::Present(field) => {
@@ -477,7 +502,9 @@ impl<'a> Filters<'a> {
                     let wanted = boolean(&name, last)?;
                     let own = context.own_loan_parts;
                     predicates.push(Box::new(move |item| {
-                        let mine = item["LoanPartId"].as_str().is_some_and(|id| own.contains(id));
+                        let mine = item["LoanPartId"]
+                            .as_str()
+                            .is_some_and(|id| own.contains(id));
                         mine == wanted
                     }));
                 }
@@ -558,7 +585,11 @@ mod tests {
             "RATINGS=A",
             "request.Ratings[0]=A",
         ] {
-            assert_eq!(filters(query, AUCTION_FILTERS).unwrap(), [true, false], "{query}");
+            assert_eq!(
+                filters(query, AUCTION_FILTERS).unwrap(),
+                [true, false],
+                "{query}"
+            );
         }
     }
 
@@ -568,7 +599,10 @@ mod tests {
             filters("Ratings=A&Ratings=HR", AUCTION_FILTERS).unwrap(),
             [true, true]
         );
-        assert_eq!(filters("Ratings=A,HR", AUCTION_FILTERS).unwrap(), [true, true]);
+        assert_eq!(
+            filters("Ratings=A,HR", AUCTION_FILTERS).unwrap(),
+            [true, true]
+        );
         assert_eq!(
             filters("Countries=fi&InterestMin=13", AUCTION_FILTERS).unwrap(),
             [false, true]
@@ -587,7 +621,10 @@ mod tests {
         assert!(filters("LoanStatusCode=7", OFFER_FILTERS).is_err());
         assert!(filters("ListedOnUTCFrom=yesterday", AUCTION_FILTERS).is_err());
         // Unknown parameters are ignored.
-        assert_eq!(filters("Colour=red", AUCTION_FILTERS).unwrap(), [true, true]);
+        assert_eq!(
+            filters("Colour=red", AUCTION_FILTERS).unwrap(),
+            [true, true]
+        );
     }
 
     #[test]

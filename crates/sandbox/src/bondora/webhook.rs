@@ -265,7 +265,12 @@ impl WebhookSender {
         for attempt in 1..=max {
             let outcome = self.send_signed(event, Signing::Valid).await?;
             let succeeded = outcome.succeeded();
-            tracing::debug!(event = event.event_id, attempt, ?outcome, "webhook delivery");
+            tracing::debug!(
+                event = event.event_id,
+                attempt,
+                ?outcome,
+                "webhook delivery"
+            );
             attempts.push(outcome);
             if succeeded || attempt == max {
                 break;
@@ -303,7 +308,14 @@ impl WebhookSender {
                 HeaderValue::from_str(&value).map_err(|e| WebhookError::Request(e.to_string()))?;
             map.append(name, value);
         }
-        let outcome = match self.client.post(target.url).headers(map).body(body).send().await {
+        let outcome = match self
+            .client
+            .post(target.url)
+            .headers(map)
+            .body(body)
+            .send()
+            .await
+        {
             Ok(response) => Attempt::Answered(response.status().as_u16()),
             Err(error) => Attempt::NoAnswer(error.to_string()),
         };

@@ -11,7 +11,7 @@
 //! | `PATCH /v1/transfers/{id}/confirm` | 200, the transfer, now `confirmed` |
 //! | `GET /v1/transfers/{id}` | 200, the transfer |
 //! | `PATCH /v1/transfers/{id}` | 200, the transfer with its metadata replaced |
-//! | `GET /v1/transfers` | 200, the caller's transfers, newest first, filtered and paged (see [`api::list_transfers`]) |
+//! | `GET /v1/transfers` | 200, the caller's transfers, newest first, filtered and paged (see *Listing*) |
 //! | `GET /__sandbox/bongloy/accounts` | every [`Account`] with its balance (no authentication) |
 //! | `GET /__sandbox/bongloy/transfers` | every transfer of every organization, oldest first (no authentication) |
 //!
@@ -54,6 +54,29 @@
 //! | 422 | `invalid_transfer` | confirm a transfer already confirmed, successful, failed |
 //!
 //! A refused confirmation leaves the transfer pending (except expiry).
+//!
+//! # Listing
+//!
+//! `GET /v1/transfers` answers the caller's transfers, newest first:
+//!
+//! - `filter[status]`: one status (`pending`, `confirmed`, `successful`,
+//!   `failed`, `expired`);
+//! - `filter[from_date]`, `filter[to_date]`: ISO 8601, compared with
+//!   `created_at`, both inclusive (the document's "on or after", "on or
+//!   before"): RFC 3339 with or without an offset (none means UTC), or a bare
+//!   date, from its first millisecond or to its last;
+//! - `page[number]` (from 1) and `page[size]`, JSON:API's convention (the
+//!   document is silent on paging): with neither, every match in one answer;
+//!   with one, the other defaults to 1 or `default_page_size`; sizes over
+//!   `max_page_size` are lowered to it.
+//!
+//! `{"data": [...], "links": {"self", "first", "prev", "next", "last"},
+//! "meta": {"total": 12, "page": {"number": 1, "size": 5, "total_pages": 3}}}`:
+//! links are absolute URLs keeping the filters; `prev` and `next` are null
+//! where there is none; without paging, `links` has only `self` and `meta`
+//! only `total`. A parameter that does not parse, or an unknown `filter[...]`,
+//! is a 422 `validation_error` with `source.parameter`; other parameters are
+//! ignored.
 //!
 //! # Where the document is silent
 //!

@@ -107,9 +107,9 @@ wire_enum! {
 wire_enum! {
     /// `insuranceStatus`.
     InsuranceStatus {
-        CurrentlyInsured = "CURRENTLY_INSURED" @ 1,
-        HistoricallyInsured = "HISTORICALLY_INSURED" @ 1,
-        NotInsured = "NOT_INSURED" @ 1,
+        Current = "CURRENTLY_INSURED" @ 1,
+        Historical = "HISTORICALLY_INSURED" @ 1,
+        Never = "NOT_INSURED" @ 1,
     }
 }
 
@@ -790,11 +790,11 @@ fn investment(rng: &mut ChaCha8Rng, seed: u64, loan: &Loan, now: DateTime<Utc>) 
         _ => None,
     };
     let insurance_status = if loan.insurance_active {
-        InsuranceStatus::CurrentlyInsured
+        InsuranceStatus::Current
     } else if rng.random_bool(0.1) {
-        InsuranceStatus::HistoricallyInsured
+        InsuranceStatus::Historical
     } else {
-        InsuranceStatus::NotInsured
+        InsuranceStatus::Never
     };
 
     // Selling: a fee in the first year, never for a blocked or terminated one.
