@@ -9,12 +9,13 @@ use tokio::time::Instant;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::id::ProviderId;
-use crate::model::{Investment, Loan, NewTransfer, PortfolioSummary, Transfer};
+use crate::model::{Investment, Loan, NewTransfer, Offer, PortfolioSummary, Transfer};
 use crate::money::{Currency, Money};
 use crate::oauth::OAuthClient;
 use crate::query::{
     InvestmentFilter, InvestmentFilterField, InvestmentOrderField, LoanFilter, LoanFilterField,
-    LoanOrderField, OrderKey, TransferFilter, TransferFilterField, TransferOrderField,
+    LoanOrderField, OfferFilter, OfferFilterField, OfferOrderField, OrderKey, TransferFilter,
+    TransferFilterField, TransferOrderField,
 };
 
 /// Per-call context: who is asking and how long they are willing to wait.
@@ -53,6 +54,8 @@ pub struct Capabilities {
     pub loans: Option<ListCapabilities<LoanFilterField, LoanOrderField>>,
     /// `None` when the provider cannot list a user's investments.
     pub investments: Option<ListCapabilities<InvestmentFilterField, InvestmentOrderField>>,
+    /// `None` when the provider has no secondary market.
+    pub offers: Option<ListCapabilities<OfferFilterField, OfferOrderField>>,
     /// `None` when the provider cannot move money.
     pub transfers: Option<TransferCapabilities>,
 }
@@ -110,6 +113,7 @@ pub struct Slice<T> {
 pub type LoanRequest = ListRequest<LoanFilter, LoanOrderField>;
 pub type InvestmentRequest = ListRequest<InvestmentFilter, InvestmentOrderField>;
 pub type TransferRequest = ListRequest<TransferFilter, TransferOrderField>;
+pub type OfferRequest = ListRequest<OfferFilter, OfferOrderField>;
 
 /// A platform adapter. Every operation has a default that answers "not supported",
 /// so an adapter implements exactly what its platform offers.
@@ -165,6 +169,11 @@ pub trait Provider: Send + Sync + 'static {
     /// endpoint; the aggregator sums the investments of the others.
     async fn portfolio(&self, _ctx: &CallContext) -> Result<Vec<PortfolioSummary>> {
         Err(Error::not_supported("portfolio"))
+    }
+
+    /// Loan parts for sale on the secondary market.
+    async fn offers(&self, _ctx: &CallContext, _request: &OfferRequest) -> Result<Slice<Offer>> {
+        Err(Error::not_supported("secondaryMarket"))
     }
 
     /// The principal's transfers.

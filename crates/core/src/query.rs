@@ -12,7 +12,8 @@ use rust_decimal::Decimal;
 
 use crate::error::Error;
 use crate::model::{
-    Investment, InvestmentStatus, Loan, LoanHealth, LoanPurpose, SellStatus, Transfer, TransferStatus,
+    Investment, InvestmentStatus, Loan, LoanHealth, LoanPurpose, Offer, SellStatus, Transfer,
+    TransferStatus,
 };
 use crate::money::Currency;
 
@@ -509,6 +510,111 @@ pub fn compare_transfers(a: &Transfer, b: &Transfer, keys: &[OrderKey<TransferOr
                 TransferOrderField::Amount => a.amount.amount.cmp(&b.amount.amount),
             };
             directed(Some(ordering), key.direction, || Ordering::Equal)
+        })
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
+}
+
+/// The filterable properties of a secondary-market offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OfferFilterField {
+    InterestRate,
+    Price,
+    Discount,
+    Rating,
+    Currency,
+    ListedAt,
+}
+
+/// Which offers to return.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OfferFilter {
+    pub interest_rate: Option<Bounds<Decimal>>,
+    pub price: Option<Bounds<Decimal>>,
+    pub discount: Option<Bounds<Decimal>>,
+    pub ratings: Option<Vec<String>>,
+    pub currency: Option<Currency>,
+    pub listed_at: Option<Bounds<DateTime<Utc>>>,
+}
+
+impl OfferFilter {
+    pub fn matches(&self, offer: &Offer) -> bool {
+        self.interest_rate
+            .as_ref()
+            .is_none_or(|b| b.contains_opt(offer.interest_rate.as_ref()))
+            && self.price.as_ref().is_none_or(|b| b.contains(&offer.price.amount))
+            && self.discount.as_ref().is_none_or(|b| b.contains(&offer.discount))
+            && one_of(&self.ratings, offer.rating.as_ref())
+            && self.currency.is_none_or(|c| offer.currency() == c)
+            && self
+                .listed_at
+                .as_ref()
+                .is_none_or(|b| b.contains_opt(offer.listed_at.as_ref()))
+    }
+
+    pub fn fields(&self) -> Vec<OfferFilterField> {
+        [
+            (self.interest_rate.is_some(), OfferFilterField::InterestRate),
+            (self.price.is_some(), OfferFilterField::Price),
+            (self.discount.is_some(), OfferFilterField::Discount),
+            (self.ratings.is_some(), OfferFilterField::Rating),
+            (self.currency.is_some(), OfferFilterField::Currency),
+            (self.listed_at.is_some(), OfferFilterField::ListedAt),
+        ]
+        .into_iter()
+        .filter_map(|(present, field)| present.then_some(field))
+        .collect()
+    }
+
+    pub fn restricted_to(&self, fields: &[OfferFilterField]) -> OfferFilter {
+        let keep = |field| fields.contains(&field);
+        OfferFilter {
+            interest_rate: self
+                .interest_rate
+                .clone()
+                .filter(|_| keep(OfferFilterField::InterestRate)),
+            price: self.price.clone().filter(|_| keep(OfferFilterField::Price)),
+            discount: self.discount.clone().filter(|_| keep(OfferFilterField::Discount)),
+            ratings: self.ratings.clone().filter(|_| keep(OfferFilterField::Rating)),
+            currency: self.currency.filter(|_| keep(OfferFilterField::Currency)),
+            listed_at: self.listed_at.clone().filter(|_| keep(OfferFilterField::ListedAt)),
+        }
+    }
+}
+
+/// The properties offers can be ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OfferOrderField {
+    ListedAt,
+    Price,
+    Discount,
+    InterestRate,
+    PrincipalRemaining,
+}
+
+/// Orders offers by `keys`; missing values sort last whatever the direction.
+pub fn compare_offers(a: &Offer, b: &Offer, keys: &[OrderKey<OfferOrderField>]) -> Ordering {
+    keys.iter()
+        .map(|key| {
+            let ordering = match key.field {
+                OfferOrderField::ListedAt => option_cmp(&a.listed_at, &b.listed_at),
+                OfferOrderField::Price => Some(a.price.amount.cmp(&b.price.amount)),
+                OfferOrderField::Discount => Some(a.discount.cmp(&b.discount)),
+                OfferOrderField::InterestRate => option_cmp(&a.interest_rate, &b.interest_rate),
+                OfferOrderField::PrincipalRemaining => Some(
+                    a.principal_remaining
+                        .amount
+                        .cmp(&b.principal_remaining.amount),
+                ),
+            };
+            directed(ordering, key.direction, || {
+                let present = |o: &Offer| match key.field {
+                    OfferOrderField::ListedAt => o.listed_at.is_some(),
+                    OfferOrderField::InterestRate => o.interest_rate.is_some(),
+                    _ => true,
+                };
+                present(b).cmp(&present(a))
+            })
         })
         .find(|o| o.is_ne())
         .unwrap_or(Ordering::Equal)

@@ -7,15 +7,16 @@ use async_trait::async_trait;
 use super::ListKind;
 use crate::error::Result;
 use crate::id::GlobalId;
-use crate::model::{Investment, Loan, Transfer};
+use crate::model::{Investment, Loan, Offer, Transfer};
 use crate::provider::{
     CallContext, Capabilities, InvestmentRequest, ListCapabilities, LoanRequest, Provider, Slice,
-    TransferRequest,
+    OfferRequest, TransferRequest,
 };
 use crate::query::{
     InvestmentFilter, InvestmentFilterField, InvestmentOrderField, LoanFilter, LoanFilterField,
-    LoanOrderField, OrderKey, TransferFilter, TransferFilterField, TransferOrderField,
-    compare_investments, compare_loans, compare_transfers,
+    LoanOrderField, OfferFilter, OfferFilterField, OfferOrderField, OrderKey, TransferFilter,
+    TransferFilterField, TransferOrderField, compare_investments, compare_loans, compare_offers,
+    compare_transfers,
 };
 
 /// Marketplace loans.
@@ -160,5 +161,46 @@ impl ListKind for Transfers {
         request: &TransferRequest,
     ) -> Result<Slice<Transfer>> {
         provider.transfers(ctx, request).await
+    }
+}
+
+/// Secondary-market offers.
+pub struct Offers;
+
+#[async_trait]
+impl ListKind for Offers {
+    type Item = Offer;
+    type Filter = OfferFilter;
+    type Field = OfferFilterField;
+    type Order = OfferOrderField;
+
+    const OPERATION: &'static str = "secondaryMarket";
+
+    fn capabilities(caps: &Capabilities) -> Option<&ListCapabilities<OfferFilterField, OfferOrderField>> {
+        caps.offers.as_ref()
+    }
+
+    fn filter_fields(filter: &OfferFilter) -> Vec<OfferFilterField> {
+        filter.fields()
+    }
+
+    fn restrict(filter: &OfferFilter, fields: &[OfferFilterField]) -> OfferFilter {
+        filter.restricted_to(fields)
+    }
+
+    fn matches(filter: &OfferFilter, item: &Offer) -> bool {
+        filter.matches(item)
+    }
+
+    fn compare(a: &Offer, b: &Offer, keys: &[OrderKey<OfferOrderField>]) -> Ordering {
+        compare_offers(a, b, keys)
+    }
+
+    fn id(item: &Offer) -> &GlobalId {
+        &item.id
+    }
+
+    async fn fetch(provider: &dyn Provider, ctx: &CallContext, request: &OfferRequest) -> Result<Slice<Offer>> {
+        provider.offers(ctx, request).await
     }
 }

@@ -21,15 +21,15 @@ use futures::future::join_all;
 
 pub use cursor::{Cursor, fingerprint};
 pub use health::{HealthBook, HealthStatus, ProviderHealth};
-pub use kinds::{Investments, Loans, Transfers};
+pub use kinds::{Investments, Loans, Offers, Transfers};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{GlobalId, ProviderId};
-use crate::model::{Investment, Loan, PortfolioSummary, Transfer};
+use crate::model::{Investment, Loan, Offer, PortfolioSummary, Transfer};
 use crate::provider::{CallContext, Capabilities, ListCapabilities, ListRequest, Provider, Slice};
 use crate::query::{
-    InvestmentFilter, InvestmentOrderField, LoanFilter, LoanOrderField, OrderKey, TransferFilter,
-    TransferOrderField,
+    InvestmentFilter, InvestmentOrderField, LoanFilter, LoanOrderField, OfferFilter, OfferOrderField,
+    OrderKey, TransferFilter, TransferOrderField,
 };
 use crate::registry::Registry;
 
@@ -480,6 +480,16 @@ impl Aggregator {
             provider.id(),
             run.items.iter().map(|(investment, _)| investment),
         ))
+    }
+
+    /// Secondary-market offers across providers; newest first unless ordered otherwise.
+    pub async fn offers(
+        &self,
+        ctx: &CallContext,
+        args: ListArgs<OfferFilter, OfferOrderField>,
+    ) -> Result<Page<Offer>> {
+        let newest_first = [OrderKey::desc(OfferOrderField::ListedAt)];
+        self.list::<Offers>(ctx, args, &newest_first).await
     }
 
     /// The principal's transfers across providers; newest first unless ordered otherwise.

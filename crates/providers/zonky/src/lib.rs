@@ -208,6 +208,7 @@ fn capabilities(page_size: u32, connectable: bool) -> Capabilities {
             default_order: Vec::new(),
             max_page_size: page_size,
         }),
+        offers: None,
         transfers: None,
     }
 }
