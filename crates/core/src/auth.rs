@@ -17,21 +17,41 @@ use crate::provider::CallContext;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Principal {
     id: Arc<str>,
+    /// The tenant the frontend JWT vouches for (a claim), if any. Adapters
+    /// with per-tenant platform credentials (Bongloy) may use it when their
+    /// configuration maps no tenant to the principal.
+    tenant: Option<Arc<str>>,
 }
 
 impl Principal {
     pub fn new(id: impl Into<Arc<str>>) -> Self {
-        Principal { id: id.into() }
+        Principal {
+            id: id.into(),
+            tenant: None,
+        }
+    }
+
+    /// The same principal, vouched for as a member of `tenant`.
+    pub fn with_tenant(mut self, tenant: impl Into<Arc<str>>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
     }
 
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
 }
 
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Principal({:?})", &*self.id)
+        match &self.tenant {
+            None => write!(f, "Principal({:?})", &*self.id),
+            Some(tenant) => write!(f, "Principal({:?}, tenant {:?})", &*self.id, &**tenant),
+        }
     }
 }
 

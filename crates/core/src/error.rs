@@ -52,6 +52,11 @@ impl ErrorKind {
         }
     }
 
+    /// The kind behind a stable code, e.g. from a recorded answer.
+    pub fn from_code(code: &str) -> Option<ErrorKind> {
+        ALL_KINDS.into_iter().find(|kind| kind.code() == code)
+    }
+
     /// Whether retrying the same idempotent request later may succeed.
     pub fn is_transient(self) -> bool {
         matches!(
@@ -60,6 +65,21 @@ impl ErrorKind {
         )
     }
 }
+
+const ALL_KINDS: [ErrorKind; 12] = [
+    ErrorKind::Unauthenticated,
+    ErrorKind::NotConnected,
+    ErrorKind::ReauthorizationRequired,
+    ErrorKind::Forbidden,
+    ErrorKind::NotFound,
+    ErrorKind::InvalidInput,
+    ErrorKind::NotSupported,
+    ErrorKind::RateLimited,
+    ErrorKind::UpstreamUnavailable,
+    ErrorKind::UpstreamProtocol,
+    ErrorKind::Conflict,
+    ErrorKind::Internal,
+];
 
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -177,7 +177,11 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// The principal's transfers.
-    async fn transfers(&self, _ctx: &CallContext, _request: &TransferRequest) -> Result<Slice<Transfer>> {
+    async fn transfers(
+        &self,
+        _ctx: &CallContext,
+        _request: &TransferRequest,
+    ) -> Result<Slice<Transfer>> {
         Err(Error::not_supported("transfers"))
     }
 
@@ -198,7 +202,11 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Creates a transfer. Never retried blindly: the gateway reconciles an
     /// ambiguous outcome by listing before it creates again.
-    async fn create_transfer(&self, _ctx: &CallContext, _transfer: &NewTransfer) -> Result<Transfer> {
+    async fn create_transfer(
+        &self,
+        _ctx: &CallContext,
+        _transfer: &NewTransfer,
+    ) -> Result<Transfer> {
         Err(Error::not_supported("createTransfer"))
     }
 
@@ -226,7 +234,10 @@ pub const MAX_METADATA_LENGTH: usize = 500;
 pub fn validate_against(caps: &TransferCapabilities, transfer: &NewTransfer) -> Result<()> {
     let amount = transfer.amount;
     if amount.amount <= rust_decimal::Decimal::ZERO {
-        return Err(Error::invalid_input("input.amount", "the amount must be positive"));
+        return Err(Error::invalid_input(
+            "input.amount",
+            "the amount must be positive",
+        ));
     }
     if !caps.currencies.contains(&amount.currency) {
         return Err(Error::invalid_input(
@@ -234,11 +245,17 @@ pub fn validate_against(caps: &TransferCapabilities, transfer: &NewTransfer) -> 
             format!(
                 "{} is not supported; supported: {}",
                 amount.currency,
-                caps.currencies.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                caps.currencies
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }
-    amount.to_minor().map_err(|e| e.with_field("input.amount"))?;
+    amount
+        .to_minor()
+        .map_err(|e| e.with_field("input.amount"))?;
     if let Some(min) = caps.min_amount
         && min.currency == amount.currency
         && amount.amount < min.amount
@@ -254,14 +271,14 @@ pub fn validate_against(caps: &TransferCapabilities, transfer: &NewTransfer) -> 
             format!("at most {MAX_METADATA_ENTRIES} metadata entries"),
         ));
     }
-    if let Some((key, _)) = transfer
-        .metadata
-        .iter()
-        .find(|(k, v)| k.is_empty() || k.len() > MAX_METADATA_LENGTH || v.len() > MAX_METADATA_LENGTH)
-    {
+    if let Some((key, _)) = transfer.metadata.iter().find(|(k, v)| {
+        k.is_empty() || k.len() > MAX_METADATA_LENGTH || v.len() > MAX_METADATA_LENGTH
+    }) {
         return Err(Error::invalid_input(
             "input.metadata",
-            format!("metadata key {key:?}: keys must be 1-{MAX_METADATA_LENGTH} bytes and values at most {MAX_METADATA_LENGTH}"),
+            format!(
+                "metadata key {key:?}: keys must be 1-{MAX_METADATA_LENGTH} bytes and values at most {MAX_METADATA_LENGTH}"
+            ),
         ));
     }
     Ok(())

@@ -502,7 +502,11 @@ pub enum TransferOrderField {
     Amount,
 }
 
-pub fn compare_transfers(a: &Transfer, b: &Transfer, keys: &[OrderKey<TransferOrderField>]) -> Ordering {
+pub fn compare_transfers(
+    a: &Transfer,
+    b: &Transfer,
+    keys: &[OrderKey<TransferOrderField>],
+) -> Ordering {
     keys.iter()
         .map(|key| {
             let ordering = match key.field {
@@ -542,8 +546,14 @@ impl OfferFilter {
         self.interest_rate
             .as_ref()
             .is_none_or(|b| b.contains_opt(offer.interest_rate.as_ref()))
-            && self.price.as_ref().is_none_or(|b| b.contains(&offer.price.amount))
-            && self.discount.as_ref().is_none_or(|b| b.contains(&offer.discount))
+            && self
+                .price
+                .as_ref()
+                .is_none_or(|b| b.contains(&offer.price.amount))
+            && self
+                .discount
+                .as_ref()
+                .is_none_or(|b| b.contains(&offer.discount))
             && one_of(&self.ratings, offer.rating.as_ref())
             && self.currency.is_none_or(|c| offer.currency() == c)
             && self
@@ -574,10 +584,19 @@ impl OfferFilter {
                 .clone()
                 .filter(|_| keep(OfferFilterField::InterestRate)),
             price: self.price.clone().filter(|_| keep(OfferFilterField::Price)),
-            discount: self.discount.clone().filter(|_| keep(OfferFilterField::Discount)),
-            ratings: self.ratings.clone().filter(|_| keep(OfferFilterField::Rating)),
+            discount: self
+                .discount
+                .clone()
+                .filter(|_| keep(OfferFilterField::Discount)),
+            ratings: self
+                .ratings
+                .clone()
+                .filter(|_| keep(OfferFilterField::Rating)),
             currency: self.currency.filter(|_| keep(OfferFilterField::Currency)),
-            listed_at: self.listed_at.clone().filter(|_| keep(OfferFilterField::ListedAt)),
+            listed_at: self
+                .listed_at
+                .clone()
+                .filter(|_| keep(OfferFilterField::ListedAt)),
         }
     }
 }

@@ -715,4 +715,75 @@ mod upstream {
             default.remaining
         );
     }
+
+    /// A per-attempt bearer is made after the throttle's wait, and again for
+    /// the retry after a 429: each attempt carries its own token.
+    #[tokio::test]
+    async fn per_attempt_bearers_are_made_after_the_wait() {
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let router = Router::new().route(
+            "/api/v1/{*rest}",
+            get({
+                let seen = seen.clone();
+                move |headers: HeaderMap| {
+                    let seen = seen.clone();
+                    async move {
+                        let auth = headers
+                            .get(header::AUTHORIZATION)
+                            .map(|v| v.to_str().unwrap().to_string())
+                            .unwrap_or_default();
+                        let first = {
+                            let mut seen = seen.lock().unwrap();
+                            seen.push(auth);
+                            seen.len() == 1
+                        };
+                        if first {
+                            (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "0")])
+                                .into_response()
+                        } else {
+                            (StatusCode::OK, r#"{"ok":true}"#).into_response()
+                        }
+                    }
+                }
+            }),
+        );
+        let addr = serve(router).await;
+        let upstream = client(addr, rule(EndpointMatch::All, 1, 5.0));
+        let made = Arc::new(AtomicU32::new(0));
+        let started = Instant::now();
+        let response = upstream
+            .request(Method::GET, "/x", "/x")
+            .bearer_per_attempt({
+                let made = made.clone();
+                move || {
+                    let n = made.fetch_add(1, Ordering::SeqCst);
+                    Ok(format!("token-{n}-{}", started.elapsed().as_millis() / 100))
+                }
+            })
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status, StatusCode::OK);
+        let seen_now = seen.lock().unwrap().clone();
+        assert_eq!(seen_now.len(), 2);
+        assert!(seen_now[0].starts_with("Bearer token-0-"), "{seen_now:?}");
+        // The retry waited for a token of the 5/s bucket (200 ms) before it was signed.
+        assert!(seen_now[1].starts_with("Bearer token-1-"), "{seen_now:?}");
+        assert_ne!(
+            seen_now[1], "Bearer token-1-0",
+            "signed before the wait: {seen_now:?}"
+        );
+
+        // A failing signer fails the request unsent, with its own error.
+        let err = upstream
+            .request(Method::GET, "/x", "/x")
+            .bearer_per_attempt(|| Err(finmesh_core::Error::internal("no key")))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INTERNAL");
+        assert_eq!(err.message, "no key");
+        assert_eq!(seen.lock().unwrap().len(), 2, "a request went out unsigned");
+        assert_eq!(made.load(Ordering::SeqCst), 2);
+    }
 }

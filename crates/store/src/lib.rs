@@ -1,5 +1,5 @@
 //! finmesh persistence: principals, provider connections (tokens encrypted at rest),
-//! OAuth states and the audit log.
+//! OAuth states, the audit log, and idempotency records for money-moving writes.
 //!
 //! One set of SQL runs on SQLite (the embedded default) and PostgreSQL (production)
 //! through sqlx's `Any` driver: portable types only (TEXT and BIGINT; timestamps are
@@ -12,6 +12,7 @@
 
 mod cipher;
 mod error;
+mod idempotency;
 mod migrations;
 mod model;
 pub mod testing;
@@ -29,6 +30,7 @@ use sqlx::migrate::Migrate;
 use sqlx::{AnyPool, Connection as _, Row};
 
 pub use cipher::SecretCipher;
+pub use idempotency::{IdempotencyRecord, IdempotencyState, NewIdempotencyRecord};
 pub use model::{
     AuditEntry, AuditRecord, Backend, Connection, ConnectionInfo, ConnectionStatus, NewConnection,
     NewOAuthState, OAuthStateRecord, StateProblem,

@@ -883,3 +883,130 @@ async fn invalid_input_is_refused() {
     assert_eq!(err.kind, ErrorKind::InvalidInput);
     assert!(!err.message.contains("pw@"));
 }
+
+fn new_record(
+    key: &str,
+    fingerprint: &str,
+    lease_secs: i64,
+) -> finmesh_store::NewIdempotencyRecord {
+    finmesh_store::NewIdempotencyRecord {
+        principal: "alice".into(),
+        key: key.into(),
+        operation: "createTransfer".into(),
+        provider: "bongloy".into(),
+        fingerprint: fingerprint.into(),
+        target: None,
+        lease_until: Utc::now() + Duration::seconds(lease_secs),
+    }
+}
+
+#[tokio::test]
+async fn one_idempotency_record_per_principal_and_key() {
+    use finmesh_store::IdempotencyState;
+    for s in test_stores().await {
+        // Ten concurrent first requests: exactly one creates the record.
+        let attempts = (0..10).map(|_| {
+            let store = (*s).clone();
+            tokio::spawn(async move { store.begin_idempotent(&new_record("k1", "f1", 30)).await })
+        });
+        let results: Vec<_> = futures::future::join_all(attempts)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().unwrap())
+            .collect();
+        assert_eq!(
+            results.iter().filter(|(_, created)| *created).count(),
+            1,
+            "{}",
+            s.label
+        );
+        let id = results[0].0.id.clone();
+        assert!(results.iter().all(|(r, _)| r.id == id));
+        assert_eq!(results[0].0.state, IdempotencyState::InFlight);
+
+        // The lease holds: nobody claims it before it ends.
+        let record = s.idempotency_record("alice", "k1").await.unwrap().unwrap();
+        assert!(
+            !s.claim_idempotent(&id, Utc::now(), Utc::now())
+                .await
+                .unwrap()
+        );
+        assert_eq!(record.fingerprint, "f1");
+
+        let answer = serde_json::json!({"transfer": {"id": "bongloy:transfer:x"}});
+        s.finish_idempotent(&id, IdempotencyState::Succeeded, Some(&answer))
+            .await
+            .unwrap();
+        let done = s.idempotency_record("alice", "k1").await.unwrap().unwrap();
+        assert_eq!(done.state, IdempotencyState::Succeeded);
+        assert_eq!(done.result, Some(answer));
+        let (again, created) = s
+            .begin_idempotent(&new_record("k1", "other", 30))
+            .await
+            .unwrap();
+        assert!(!created);
+        assert_eq!(again.state, IdempotencyState::Succeeded);
+    }
+}
+
+#[tokio::test]
+async fn abandoned_and_ambiguous_records_are_found_and_claimed_once() {
+    use finmesh_store::IdempotencyState;
+    for s in test_stores().await {
+        s.begin_idempotent(&new_record("dead", "f", -1))
+            .await
+            .unwrap();
+        let (live, _) = s
+            .begin_idempotent(&new_record("live", "f", 60))
+            .await
+            .unwrap();
+        let (unsure, _) = s
+            .begin_idempotent(&new_record("unsure", "f", 60))
+            .await
+            .unwrap();
+        s.finish_idempotent(&unsure.id, IdempotencyState::Ambiguous, None)
+            .await
+            .unwrap();
+
+        let open: Vec<String> = s
+            .unfinished_idempotent()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key)
+            .collect();
+        assert!(open.contains(&"dead".to_string()) && open.contains(&"unsure".to_string()));
+        assert!(!open.contains(&"live".to_string()), "{}", s.label);
+
+        let dead = s
+            .idempotency_record("alice", "dead")
+            .await
+            .unwrap()
+            .unwrap();
+        let lease = Utc::now() + Duration::seconds(30);
+        assert!(
+            s.claim_idempotent(&dead.id, dead.lease_until, lease)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.claim_idempotent(&dead.id, dead.lease_until, lease)
+                .await
+                .unwrap()
+        );
+
+        s.release_idempotent(&live.id).await.unwrap();
+        assert!(
+            s.idempotency_record("alice", "live")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let err = s
+            .begin_idempotent(&new_record("", "f", 1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+    }
+}

@@ -9,8 +9,8 @@ use crate::error::Result;
 use crate::id::GlobalId;
 use crate::model::{Investment, Loan, Offer, Transfer};
 use crate::provider::{
-    CallContext, Capabilities, InvestmentRequest, ListCapabilities, LoanRequest, Provider, Slice,
-    OfferRequest, TransferRequest,
+    CallContext, Capabilities, InvestmentRequest, ListCapabilities, LoanRequest, OfferRequest,
+    Provider, Slice, TransferRequest,
 };
 use crate::query::{
     InvestmentFilter, InvestmentFilterField, InvestmentOrderField, LoanFilter, LoanFilterField,
@@ -176,7 +176,9 @@ impl ListKind for Offers {
 
     const OPERATION: &'static str = "secondaryMarket";
 
-    fn capabilities(caps: &Capabilities) -> Option<&ListCapabilities<OfferFilterField, OfferOrderField>> {
+    fn capabilities(
+        caps: &Capabilities,
+    ) -> Option<&ListCapabilities<OfferFilterField, OfferOrderField>> {
         caps.offers.as_ref()
     }
 
@@ -200,7 +202,11 @@ impl ListKind for Offers {
         &item.id
     }
 
-    async fn fetch(provider: &dyn Provider, ctx: &CallContext, request: &OfferRequest) -> Result<Slice<Offer>> {
+    async fn fetch(
+        provider: &dyn Provider,
+        ctx: &CallContext,
+        request: &OfferRequest,
+    ) -> Result<Slice<Offer>> {
         provider.offers(ctx, request).await
     }
 }

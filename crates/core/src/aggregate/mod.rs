@@ -28,8 +28,8 @@ use crate::id::{GlobalId, ProviderId};
 use crate::model::{Investment, Loan, Offer, PortfolioSummary, Transfer};
 use crate::provider::{CallContext, Capabilities, ListCapabilities, ListRequest, Provider, Slice};
 use crate::query::{
-    InvestmentFilter, InvestmentOrderField, LoanFilter, LoanOrderField, OfferFilter, OfferOrderField,
-    OrderKey, TransferFilter, TransferOrderField,
+    InvestmentFilter, InvestmentOrderField, LoanFilter, LoanOrderField, OfferFilter,
+    OfferOrderField, OrderKey, TransferFilter, TransferOrderField,
 };
 use crate::registry::Registry;
 

@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::id::{GlobalId, ProviderId};
 use crate::money::Money;
 
 /// Where a transfer is in its life.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TransferStatus {
     /// Created, waiting for confirmation; no money moved.
     Pending,
@@ -24,8 +25,9 @@ pub enum TransferStatus {
     Other(String),
 }
 
-/// A transfer as the platform reports it.
-#[derive(Debug, Clone, PartialEq)]
+/// A transfer as the platform reports it. Serializable, so the gateway can
+/// record the answer to an idempotent request and replay it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transfer {
     pub id: GlobalId,
     pub amount: Money,

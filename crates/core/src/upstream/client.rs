@@ -15,7 +15,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 use url::Url;
 
-use super::middleware::{RequestContext, ThrottleMiddleware};
+use super::middleware::{BearerSigner, RequestContext, ThrottleMiddleware};
 use super::policy::{ANONYMOUS, BucketKey, ResolvedPolicy, ThrottlePolicy};
 use super::throttle::Throttle;
 use crate::error::{Error, ErrorKind, Result};
@@ -161,6 +161,7 @@ impl Upstream {
             builder,
             credential: None,
             deadline: None,
+            signer: None,
         }
     }
 }
@@ -220,6 +221,7 @@ pub struct UpstreamRequest {
     builder: Result<reqwest_middleware::RequestBuilder>,
     credential: Option<Arc<str>>,
     deadline: Option<Instant>,
+    signer: Option<BearerSigner>,
 }
 
 impl fmt::Debug for UpstreamRequest {
@@ -279,6 +281,20 @@ impl UpstreamRequest {
                 "the bearer token contains characters not allowed in a header",
             )),
         }
+    }
+
+    /// `Authorization: Bearer <token>` with a token `sign` makes right before
+    /// each attempt goes out: after the throttle's wait and again for a retry.
+    /// For platforms whose tokens carry the time they were made (Bongloy's
+    /// signed JWTs), which a wait in the throttle would otherwise let go stale.
+    /// The header is marked sensitive; a failing `sign` fails the request
+    /// with its error, unsent.
+    pub fn bearer_per_attempt(
+        mut self,
+        sign: impl Fn() -> Result<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.signer = Some(BearerSigner(Arc::new(sign)));
+        self
     }
 
     /// `Authorization: Basic base64(user:password)`, marked sensitive.
@@ -347,6 +363,7 @@ impl UpstreamRequest {
                 .policy
                 .bucket_for(&inner.provider, self.endpoint, &credential),
             deadline,
+            signer: self.signer,
         };
         let method = self.method;
         let path = self.path;

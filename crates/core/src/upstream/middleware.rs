@@ -9,14 +9,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use http::{Extensions, HeaderMap, Method, StatusCode, header::RETRY_AFTER};
+use http::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use http::{Extensions, HeaderMap, Method, StatusCode};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 use tokio::time::Instant;
 
 use super::policy::BucketKey;
 use super::throttle::{MAX_PAUSE, Throttle};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::id::ProviderId;
 
 /// At most this many attempts per request, the first included.
@@ -33,6 +34,32 @@ pub(crate) struct RequestContext {
     pub(crate) endpoint: &'static str,
     pub(crate) bucket: Option<BucketKey>,
     pub(crate) deadline: Instant,
+    /// Makes the bearer token of each attempt, right before it is sent.
+    pub(crate) signer: Option<BearerSigner>,
+}
+
+/// A function making a fresh bearer token (see `UpstreamRequest::bearer_per_attempt`).
+#[derive(Clone)]
+pub(crate) struct BearerSigner(pub(crate) Arc<dyn Fn() -> Result<String> + Send + Sync>);
+
+impl std::fmt::Debug for BearerSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerSigner")
+    }
+}
+
+impl BearerSigner {
+    /// Puts a freshly made `Authorization: Bearer` header on `req`.
+    fn sign(&self, req: &mut Request) -> Result<()> {
+        let token = (self.0)()?;
+        // The message must not echo the token.
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            Error::internal("the bearer token contains characters not allowed in a header")
+        })?;
+        value.set_sensitive(true);
+        req.headers_mut().insert(AUTHORIZATION, value);
+        Ok(())
+    }
 }
 
 pub(crate) struct ThrottleMiddleware {
@@ -61,6 +88,11 @@ impl Middleware for ThrottleMiddleware {
                     .acquire(bucket, ctx.deadline)
                     .await
                     .map_err(reqwest_middleware::Error::middleware)?;
+            }
+            if let Some(signer) = &ctx.signer {
+                signer.sign(&mut req).map_err(|e| {
+                    reqwest_middleware::Error::middleware(e.with_provider(&ctx.provider))
+                })?;
             }
             tracing::Span::current().record("attempt", attempt);
             let retry = if idempotent && attempt < MAX_ATTEMPTS {
