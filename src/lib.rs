@@ -30,8 +30,59 @@ impl Stack {
         Stack::start(vec![("zonky", sandbox)], gateway_toml).await
     }
 
+    /// One Zonky simulator with OAuth, a store at `database_url` (SQLite or
+    /// PostgreSQL), frontend tokens signed with [`SIGNING_SECRET`], and
+    /// `gateway_toml` on top.
+    pub async fn with_identity(
+        sandbox: ZonkyConfig,
+        database_url: &str,
+        gateway_toml: &str,
+    ) -> Stack {
+        // The callback URL is configured before the gateway starts: bind first.
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let identity = format!(
+            r#"
+            [server]
+            listen = "127.0.0.1:{port}"
+            [store]
+            url = "{database_url}"
+            [secrets.keys]
+            test = "{ENCRYPTION_KEY}"
+            [auth]
+            hs256_secret = "{SIGNING_SECRET}"
+            [providers.zonky.oauth]
+            client_id = "mujrobot"
+            client_secret = "mujrobot"
+            redirect_uri = "http://127.0.0.1:{port}/connect/zonky/callback"
+            authorize_url = "{{zonky}}/oauth/authorize"
+            token_url = "{{zonky}}/oauth/token"
+            "#
+        );
+        Stack::start_with(
+            vec![("zonky", sandbox)],
+            &identity,
+            gateway_toml,
+            Some(listener),
+        )
+        .await
+    }
+
     /// One simulator per `(provider id, config)`.
     pub async fn start(sandboxes: Vec<(&str, ZonkyConfig)>, gateway_toml: &str) -> Stack {
+        Stack::start_with(sandboxes, "", gateway_toml, None).await
+    }
+
+    /// `base_toml` may name a simulator's URL as `{<provider id>}`.
+    async fn start_with(
+        sandboxes: Vec<(&str, ZonkyConfig)>,
+        base_toml: &str,
+        gateway_toml: &str,
+        listener: Option<tokio::net::TcpListener>,
+    ) -> Stack {
+        let mut base_toml = base_toml.to_string();
         let mut toml = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
         let mut running = Vec::new();
         for (id, config) in sandboxes {
@@ -45,12 +96,18 @@ impl Stack {
                 "[providers.{id}]\nkind = \"zonky\"\nbase_url = \"{}\"\n",
                 served.base_url()
             ));
+            base_toml = base_toml.replace(&format!("{{{id}}}"), &served.base_url());
             running.push((id.to_string(), sandbox, served));
         }
-        let figment = Figment::from(Toml::string(&toml)).merge(Toml::string(gateway_toml));
+        let figment = Figment::from(Toml::string(&toml))
+            .merge(Toml::string(&base_toml))
+            .merge(Toml::string(gateway_toml));
         let config = Config::from_figment(&figment, &finmesh_server::factories())
             .unwrap_or_else(|e| panic!("{e}"));
-        let gateway = finmesh_server::start(config).await.unwrap();
+        let gateway = match listener {
+            Some(listener) => finmesh_server::start_on(listener, config).await.unwrap(),
+            None => finmesh_server::start(config).await.unwrap(),
+        };
         Stack {
             sandboxes: running,
             gateway,
@@ -78,15 +135,58 @@ impl Stack {
 
     /// POSTs a GraphQL request and returns the whole response body.
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
-        let response = self
+        self.graphql_as(None, query, variables).await
+    }
+
+    /// POSTs a GraphQL request with `Authorization: Bearer <token>` when given.
+    pub async fn graphql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
             .client
             .post(format!("{}/graphql", self.url()))
-            .json(&json!({ "query": query, "variables": variables }))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.status().is_success(), "HTTP {}", response.status());
+        response.json().await.unwrap()
+    }
+
+    /// Runs the OAuth connect flow over HTTP as a browser would: the gateway's
+    /// redirect to the platform, the platform's approval as `sandbox_user`,
+    /// and the callback. Returns the callback's response.
+    pub async fn connect(
+        &self,
+        token: &str,
+        provider: &str,
+        sandbox_user: &str,
+    ) -> reqwest::Response {
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let start = browser
+            .get(format!("{}/connect/{provider}", self.url()))
+            .bearer_auth(token)
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_success(), "HTTP {}", response.status());
-        response.json().await.unwrap()
+        assert_eq!(
+            start.status(),
+            303,
+            "{}",
+            start.text().await.unwrap_or_default()
+        );
+        let authorize = location(&start);
+        let approve = browser
+            .get(format!("{authorize}&sandbox_user={sandbox_user}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(approve.status(), 302, "the platform did not redirect back");
+        let callback = location(&approve);
+        assert!(callback.starts_with(&self.url()), "{callback}");
+        browser.get(callback).send().await.unwrap()
     }
 
     /// Stops the gateway (waiting for requests in flight) and the simulators.
@@ -96,6 +196,32 @@ impl Stack {
             running.shutdown().await.unwrap();
         }
     }
+}
+
+/// Signs the frontend tokens of stacks built with [`Stack::with_identity`].
+pub const SIGNING_SECRET: &str = "e2e-signing-secret-0123456789abcdef0123456789";
+/// The store's encryption key in those stacks (32 bytes, base64).
+pub const ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// A frontend token for `principal`, signed with [`SIGNING_SECRET`].
+pub fn token(principal: &str) -> String {
+    let claims = json!({"sub": principal, "exp": chrono::Utc::now().timestamp() + 3600});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SIGNING_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .expect("a redirect has a Location")
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 /// The `extensions` of every error in a GraphQL response.

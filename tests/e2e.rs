@@ -8,6 +8,7 @@ mod e2e {
     mod acceptance;
     mod bad_input;
     mod faults;
+    mod identity;
     mod shutdown;
     mod throttle;
 }

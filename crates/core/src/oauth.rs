@@ -99,6 +99,8 @@ pub struct OAuthClient {
     scopes: Vec<String>,
     client_auth: ClientAuth,
     token_endpoint: Upstream,
+    /// The token URL's last segment, requested under `token_endpoint`.
+    token_path: String,
 }
 
 impl fmt::Debug for OAuthClient {
@@ -138,11 +140,20 @@ impl OAuthClient {
             settings.token_url.as_deref().unwrap_or(defaults.token_url),
         )?;
         let redirect_uri = parse("redirect_uri", &settings.redirect_uri)?;
-        let mut config = UpstreamConfig::new(token_url, user_agent);
+        // The client joins paths onto a directory: split the URL into both.
+        let token_path = token_url
+            .path_segments()
+            .and_then(|mut segments| segments.next_back())
+            .unwrap_or_default()
+            .to_string();
+        let mut token_base = token_url.clone();
+        token_base.set_path(&token_url.path()[..token_url.path().len() - token_path.len()]);
+        let mut config = UpstreamConfig::new(token_base, user_agent);
         config.request_timeout = timeout;
         config.throttle = ThrottlePolicy::unlimited();
         Ok(OAuthClient {
             token_endpoint: Upstream::new(provider.clone(), config, throttle)?,
+            token_path,
             provider,
             client_id: settings.client_id,
             client_secret: settings.client_secret,
@@ -218,7 +229,7 @@ impl OAuthClient {
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         let mut request = self
             .token_endpoint
-            .request(Method::POST, "oauth/token", "")
+            .request(Method::POST, "oauth/token", &self.token_path)
             .deadline(deadline);
         match self.client_auth {
             ClientAuth::BasicHeader => {

@@ -1,27 +1,73 @@
 //! finmesh's public GraphQL API: the schema and its resolvers over the
-//! [`Aggregator`]. It knows no transport; the server crate serves it over HTTP.
+//! [`Aggregator`] (marketplace, investments, secondary market, transfers),
+//! the principal's platform connections and exactly-once payments. It knows
+//! no transport; the server crate serves it over HTTP.
 //!
 //! Money amounts and rates use the `Decimal` scalar, which travels as a JSON
-//! string (`"0.0599"`), so no client turns them into a float by accident.
+//! string (`"0.0599"`), so no client turns them into a float by accident (and
+//! JSON numbers sent as arguments are read digit for digit).
 //! Every error carries `extensions.code`; see [`error`] for the full list.
+//! List fields answer with what the providers that succeeded returned and list
+//! each provider's failure in `errors` with `extensions.provider`; a nullable
+//! field that fails is null with its error.
 
+mod connection;
+mod date;
+mod decimal;
+mod env;
 pub mod error;
 mod input;
+mod investment;
 mod json;
 mod loan;
+mod me;
+mod money;
+mod mutation;
+mod offer;
 mod provider;
 mod query;
+mod status;
+mod transfer;
 
 use std::time::Duration;
 
-use async_graphql::{EmptyMutation, EmptySubscription, Schema, SchemaBuilder, Variables};
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder, Variables};
 use finmesh_core::aggregate::Aggregator;
+use finmesh_identity::Connections;
+use finmesh_payments::Payments;
 
 use crate::error::ErrorCodes;
+use crate::mutation::MutationRoot;
 use crate::query::QueryRoot;
 
 /// The executable schema.
-pub type FinmeshSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+pub type FinmeshSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// What the resolvers answer from.
+#[derive(Clone)]
+pub struct Services {
+    /// Every query over the providers.
+    pub aggregator: Aggregator,
+    /// Linking users' platform accounts (`me.connections`, `startConnection`,
+    /// `disconnectProvider`); `None` in a gateway without a store, where those
+    /// fields answer `NOT_SUPPORTED`.
+    pub connections: Option<Connections>,
+    /// Exactly-once transfers (`createTransfer`, `confirmTransfer`,
+    /// `updateTransferMetadata`); `None` in a gateway without a store, where
+    /// those mutations answer `NOT_SUPPORTED`.
+    pub payments: Option<Payments>,
+}
+
+impl Services {
+    /// A gateway without a store: public and provider-authenticated queries only.
+    pub fn without_store(aggregator: Aggregator) -> Self {
+        Services {
+            aggregator,
+            connections: None,
+            payments: None,
+        }
+    }
+}
 
 /// How the schema behaves apart from what the aggregator knows.
 #[derive(Debug, Clone)]
@@ -44,12 +90,25 @@ impl Default for SchemaOptions {
 /// pathological ones.
 const MAX_DEPTH: usize = 24;
 
-/// The schema answering from `aggregator`.
+/// The schema answering from `services`.
 ///
 /// Per request, put a [`CallContext`](finmesh_core::CallContext) into the
-/// request data (`Request::data`) to say who asks and until when.
-pub fn build_schema(aggregator: Aggregator, options: SchemaOptions) -> FinmeshSchema {
-    builder().data(aggregator).data(options).finish()
+/// request data (`Request::data`) to say who asks and until when; its
+/// `principal` is who `me`, the user's own data and the mutations are about.
+pub fn build_schema(services: Services, options: SchemaOptions) -> FinmeshSchema {
+    let Services {
+        aggregator,
+        connections,
+        payments,
+    } = services;
+    let mut builder = builder().data(aggregator).data(options);
+    if let Some(connections) = connections {
+        builder = builder.data(connections);
+    }
+    if let Some(payments) = payments {
+        builder = builder.data(payments);
+    }
+    builder.finish()
 }
 
 /// The schema's SDL, as committed in `schema.graphql`.
@@ -66,8 +125,8 @@ pub fn variables(json: &serde_json::Value) -> Variables {
     Variables::from_value(json::to_value(json))
 }
 
-fn builder() -> SchemaBuilder<QueryRoot, EmptyMutation, EmptySubscription> {
-    Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
+fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .extension(ErrorCodes)
         .limit_depth(MAX_DEPTH)
 }

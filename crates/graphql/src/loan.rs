@@ -1,12 +1,15 @@
 //! The `Loan` type and the enums and values it is made of.
 
-use async_graphql::{Enum, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object};
 use chrono::{DateTime, Utc};
-use finmesh_core::aggregate::Page;
+use finmesh_core::GlobalId;
 use finmesh_core::model;
-use rust_decimal::Decimal;
 
+use crate::decimal::Decimal;
+use crate::env::{before_deadline, or_null, request_env};
+use crate::error::graphql_error;
 use crate::json::Json;
+use crate::money::Money;
 
 /// Why the borrower wants the money, unified across platforms; `purposeRaw`
 /// keeps the platform's own value.
@@ -40,25 +43,31 @@ pub(crate) enum LoanStatus {
     Other,
 }
 
-/// An exact amount of money. `amount` is a decimal string in major units
-/// (`"1500.50"`), `currency` an ISO 4217 code.
-#[derive(SimpleObject)]
-pub(crate) struct Money {
-    amount: Decimal,
-    currency: String,
-}
+/// The domain loan, as GraphQL shows it.
+pub(crate) struct Loan(pub model::Loan);
 
-impl From<finmesh_core::Money> for Money {
-    fn from(money: finmesh_core::Money) -> Self {
-        Money {
-            amount: money.amount,
-            currency: money.currency.to_string(),
-        }
+impl From<model::Loan> for Loan {
+    fn from(loan: model::Loan) -> Self {
+        Loan(loan)
     }
 }
 
-/// The domain loan, as GraphQL shows it.
-pub(crate) struct Loan(pub model::Loan);
+/// The loan a record points at, looked up when a query selects it. A failure
+/// is an error on that field alone (which is null); null without an error
+/// when the record names no loan.
+pub(crate) async fn loan_of(ctx: &Context<'_>, id: Option<&GlobalId>) -> Option<Loan> {
+    let lookup = async {
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let (aggregator, call) = request_env(ctx)?;
+        let loan = before_deadline(&call, aggregator.loan(&call, id))
+            .await
+            .map_err(graphql_error)?;
+        Ok(Some(Loan(loan)))
+    };
+    or_null(ctx, lookup.await)
+}
 
 /// A loan listed on a platform's marketplace. Fields a platform does not
 /// publish are null.
@@ -104,12 +113,12 @@ impl Loan {
 
     /// Yearly interest rate the borrower pays, as a fraction (`"0.0599"` is 5.99%).
     async fn interest_rate(&self) -> Decimal {
-        self.0.interest_rate
+        Decimal(self.0.interest_rate)
     }
 
     /// Yearly rate an investor earns after platform fees, as a fraction.
     async fn revenue_rate(&self) -> Option<Decimal> {
-        self.0.revenue_rate
+        self.0.revenue_rate.map(Decimal)
     }
 
     async fn term_months(&self) -> u32 {
@@ -188,55 +197,5 @@ impl Loan {
     /// The platform's record as it sent it, for fields finmesh does not model.
     async fn raw(&self) -> Json {
         Json(self.0.raw.clone())
-    }
-}
-
-/// Loans, one page at a time (Relay cursor connection).
-#[derive(SimpleObject)]
-pub(crate) struct LoanConnection {
-    edges: Vec<LoanEdge>,
-    page_info: PageInfo,
-    /// How many loans match across the providers asked; null when a provider
-    /// cannot tell or failed.
-    total_count: Option<u64>,
-}
-
-/// A loan and where it stands in the list.
-#[derive(SimpleObject)]
-pub(crate) struct LoanEdge {
-    /// Pass as `after` to continue after this loan.
-    cursor: String,
-    node: Loan,
-}
-
-/// Where a page stands in the whole list.
-#[derive(SimpleObject)]
-pub(crate) struct PageInfo {
-    has_next_page: bool,
-    has_previous_page: bool,
-    start_cursor: Option<String>,
-    end_cursor: Option<String>,
-}
-
-impl From<Page<model::Loan>> for LoanConnection {
-    fn from(page: Page<model::Loan>) -> Self {
-        let page_info = PageInfo {
-            has_next_page: page.has_next_page,
-            has_previous_page: page.has_previous_page,
-            start_cursor: page.start_cursor().map(str::to_string),
-            end_cursor: page.end_cursor().map(str::to_string),
-        };
-        LoanConnection {
-            edges: page
-                .edges
-                .into_iter()
-                .map(|edge| LoanEdge {
-                    cursor: edge.cursor,
-                    node: Loan(edge.node),
-                })
-                .collect(),
-            page_info,
-            total_count: page.total_count,
-        }
     }
 }

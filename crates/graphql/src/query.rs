@@ -1,22 +1,40 @@
 //! The query root.
 
-use std::future::Future;
-use std::time::Duration;
-
 use async_graphql::{Context, ID, Object, Result};
-use finmesh_core::aggregate::{Aggregator, ListArgs};
-use finmesh_core::{CallContext, EntityKind, Error, GlobalId};
+use finmesh_core::aggregate::{ListArgs, Page};
+use finmesh_core::query::OrderKey;
+use finmesh_core::{EntityKind, Error, GlobalId, ProviderId};
 
-use crate::SchemaOptions;
-use crate::error::{graphql_error, server_error};
-use crate::input::{LoanFilter, LoanOrder, order_keys};
-use crate::loan::{Loan, LoanConnection};
+use crate::connection::{
+    InvestmentConnection, LoanConnection, OfferConnection, TransferConnection,
+};
+use crate::env::{before_deadline, or_null, report, request_env, signed_in};
+use crate::error::graphql_error;
+use crate::input::{
+    InvestmentFilter, InvestmentOrderField, LoanFilter, LoanOrderField, OfferFilter,
+    OfferOrderField, Order, TransferFilter, TransferOrderField, order_keys,
+};
+use crate::investment::{Investment, PortfolioEntry};
+use crate::loan::Loan;
+use crate::me::Me;
 use crate::provider::ProviderInfo;
+use crate::transfer::{Transfer, transfer_id};
 
+#[derive(Default)]
 pub struct QueryRoot;
 
 #[Object(name = "Query")]
 impl QueryRoot {
+    /// The signed-in user; null with an `UNAUTHENTICATED` error without a token.
+    async fn me(&self, ctx: &Context<'_>) -> Option<Me> {
+        let me = || {
+            let (_, call) = request_env(ctx)?;
+            let principal = signed_in(&call, "see your account")?;
+            Ok(Some(Me(principal.clone())))
+        };
+        or_null(ctx, me())
+    }
+
     /// Marketplace loans across providers, newest first unless `orderBy` says
     /// otherwise. When some providers fail, the others' loans are returned and
     /// each failure is listed in `errors` with `extensions.provider`.
@@ -24,40 +42,183 @@ impl QueryRoot {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Only loans meeting every condition.")] filter: Option<LoanFilter>,
-        #[graphql(desc = "Sort keys, most significant first.")] order_by: Option<Vec<LoanOrder>>,
+        #[graphql(desc = "Sort keys, most significant first.")] order_by: Option<
+            Vec<Order<LoanOrderField>>,
+        >,
         #[graphql(desc = "Page size; the gateway caps it (100 by default).")] first: Option<i32>,
         #[graphql(desc = "The `endCursor` of the same query.")] after: Option<String>,
         #[graphql(desc = "Only these provider ids.")] providers: Option<Vec<String>>,
     ) -> Result<LoanConnection> {
         let (aggregator, call) = request_env(ctx)?;
-        let args = ListArgs {
-            filter: filter
-                .map(LoanFilter::into_query)
-                .transpose()
-                .map_err(graphql_error)?
-                .unwrap_or_default(),
-            order: order_keys(order_by.unwrap_or_default()).map_err(graphql_error)?,
-            first: first.map(i64::from),
+        let args = list_args(
+            filter.map(LoanFilter::into_query),
+            order_keys(order_by),
+            first,
             after,
             providers,
-        };
+        )?;
         let page = before_deadline(&call, aggregator.loans(&call, args))
             .await
             .map_err(graphql_error)?;
-        for error in &page.errors {
-            ctx.add_error(ctx.set_error_path(server_error(error)));
-        }
-        Ok(page.into())
+        Ok(connection(ctx, page))
     }
 
     /// One loan by its global id; null with a `NOT_FOUND` error when there is none.
-    async fn loan(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Loan>> {
+    async fn loan(&self, ctx: &Context<'_>, id: ID) -> Option<Loan> {
+        let loan = async {
+            let (aggregator, call) = request_env(ctx)?;
+            let id = GlobalId::parse_as(&id, EntityKind::Loan).map_err(graphql_error)?;
+            let loan = before_deadline(&call, aggregator.loan(&call, &id))
+                .await
+                .map_err(graphql_error)?;
+            Ok(Some(Loan(loan)))
+        };
+        or_null(ctx, loan.await)
+    }
+
+    /// The signed-in user's investments across the providers they connected,
+    /// newest purchase first unless `orderBy` says otherwise. A provider that
+    /// fails, or that the user has not connected (`NOT_CONNECTED`), is listed
+    /// in `errors` beside the others' investments.
+    async fn investments(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only investments meeting every condition.")] filter: Option<
+            InvestmentFilter,
+        >,
+        #[graphql(desc = "Sort keys, most significant first.")] order_by: Option<
+            Vec<Order<InvestmentOrderField>>,
+        >,
+        #[graphql(desc = "Page size; the gateway caps it (100 by default).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the same query.")] after: Option<String>,
+        #[graphql(desc = "Only these provider ids.")] providers: Option<Vec<String>>,
+    ) -> Result<InvestmentConnection> {
         let (aggregator, call) = request_env(ctx)?;
-        let id = GlobalId::parse_as(&id, EntityKind::Loan).map_err(graphql_error)?;
-        let loan = before_deadline(&call, aggregator.loan(&call, &id))
+        signed_in(&call, "see your investments")?;
+        let args = list_args(
+            filter.map(InvestmentFilter::into_query),
+            order_keys(order_by),
+            first,
+            after,
+            providers,
+        )?;
+        let page = before_deadline(&call, aggregator.investments(&call, args))
             .await
             .map_err(graphql_error)?;
-        Ok(Some(Loan(loan)))
+        Ok(connection(ctx, page))
+    }
+
+    /// One of the signed-in user's investments by its global id; null with a
+    /// `NOT_FOUND` error when there is none.
+    async fn investment(&self, ctx: &Context<'_>, id: ID) -> Option<Investment> {
+        let investment = async {
+            let (aggregator, call) = request_env(ctx)?;
+            signed_in(&call, "see your investments")?;
+            let id = GlobalId::parse_as(&id, EntityKind::Investment).map_err(graphql_error)?;
+            let investment = before_deadline(&call, aggregator.investment(&call, &id))
+                .await
+                .map_err(graphql_error)?;
+            Ok(Some(Investment(investment)))
+        };
+        or_null(ctx, investment.await)
+    }
+
+    /// The signed-in user's portfolio, one entry per provider and currency.
+    /// A provider that fails is listed in `errors` beside the others' entries.
+    async fn portfolio(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only these provider ids.")] providers: Option<Vec<String>>,
+    ) -> Result<Vec<PortfolioEntry>> {
+        let (aggregator, call) = request_env(ctx)?;
+        signed_in(&call, "see your portfolio")?;
+        let (summaries, mut errors) =
+            before_deadline(&call, aggregator.portfolio(&call, providers.as_deref()))
+                .await
+                .map_err(graphql_error)?;
+        // Providers asked for by name that keep no investments, as `investments` says.
+        for name in providers.iter().flatten() {
+            if let Ok(id) = ProviderId::new(name)
+                && let Ok(provider) = aggregator.registry().get(&id)
+                && provider.capabilities().investments.is_none()
+            {
+                errors.push(Error::not_supported("portfolio").with_provider(&id));
+            }
+        }
+        report(ctx, &errors);
+        Ok(summaries.into_iter().map(PortfolioEntry::from).collect())
+    }
+
+    /// Loan parts for sale on the providers' secondary markets, newest listing
+    /// first unless `orderBy` says otherwise. When some providers fail, the
+    /// others' offers are returned and each failure is listed in `errors`.
+    async fn secondary_market(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only offers meeting every condition.")] filter: Option<OfferFilter>,
+        #[graphql(desc = "Sort keys, most significant first.")] order_by: Option<
+            Vec<Order<OfferOrderField>>,
+        >,
+        #[graphql(desc = "Page size; the gateway caps it (100 by default).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the same query.")] after: Option<String>,
+        #[graphql(desc = "Only these provider ids.")] providers: Option<Vec<String>>,
+    ) -> Result<OfferConnection> {
+        let (aggregator, call) = request_env(ctx)?;
+        let args = list_args(
+            filter.map(OfferFilter::into_query),
+            order_keys(order_by),
+            first,
+            after,
+            providers,
+        )?;
+        let page = before_deadline(&call, aggregator.offers(&call, args))
+            .await
+            .map_err(graphql_error)?;
+        Ok(connection(ctx, page))
+    }
+
+    /// The signed-in user's transfers across payment providers, newest first
+    /// unless `orderBy` says otherwise. When some providers fail, the others'
+    /// transfers are returned and each failure is listed in `errors`.
+    async fn transfers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only transfers meeting every condition.")] filter: Option<TransferFilter>,
+        #[graphql(desc = "Sort keys, most significant first.")] order_by: Option<
+            Vec<Order<TransferOrderField>>,
+        >,
+        #[graphql(desc = "Page size; the gateway caps it (100 by default).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the same query.")] after: Option<String>,
+        #[graphql(desc = "Only these provider ids.")] providers: Option<Vec<String>>,
+    ) -> Result<TransferConnection> {
+        let (aggregator, call) = request_env(ctx)?;
+        signed_in(&call, "see your transfers")?;
+        let args = list_args(
+            filter.map(TransferFilter::into_query),
+            order_keys(order_by),
+            first,
+            after,
+            providers,
+        )?;
+        let page = before_deadline(&call, aggregator.transfers(&call, args))
+            .await
+            .map_err(graphql_error)?;
+        Ok(connection(ctx, page))
+    }
+
+    /// One transfer by its global id; null with a `NOT_FOUND` error when there
+    /// is none.
+    async fn transfer(&self, ctx: &Context<'_>, id: ID) -> Option<Transfer> {
+        let transfer = async {
+            let (aggregator, call) = request_env(ctx)?;
+            signed_in(&call, "see your transfers")?;
+            let id = transfer_id(&id).map_err(graphql_error)?;
+            let transfer = before_deadline(&call, aggregator.transfer(&call, &id))
+                .await
+                .map_err(graphql_error)?;
+            Ok(Some(Transfer(transfer)))
+        };
+        or_null(ctx, transfer.await)
     }
 
     /// The configured providers, what they offer and how they are doing.
@@ -74,39 +235,28 @@ impl QueryRoot {
     }
 }
 
-/// The aggregator, and the caller's context from the request data (or a
-/// fresh anonymous one with the schema's timeout).
-fn request_env<'a>(ctx: &Context<'a>) -> Result<(&'a Aggregator, CallContext)> {
-    let aggregator = ctx
-        .data_opt::<Aggregator>()
-        .ok_or_else(|| graphql_error(Error::internal("the schema was built without providers")))?;
-    let call = match ctx.data_opt::<CallContext>() {
-        Some(call) => call.clone(),
-        None => {
-            let timeout = ctx
-                .data_opt::<SchemaOptions>()
-                .map(|options| options.request_timeout)
-                .unwrap_or_else(|| SchemaOptions::default().request_timeout);
-            CallContext::anonymous(timeout)
-        }
-    };
-    Ok((aggregator, call))
+/// A list query's arguments, checked; the first refusal is the error.
+fn list_args<F: Default, O>(
+    filter: Option<Result<F, Error>>,
+    order: Result<Vec<OrderKey<O>>, Error>,
+    first: Option<i32>,
+    after: Option<String>,
+    providers: Option<Vec<String>>,
+) -> Result<ListArgs<F, O>> {
+    Ok(ListArgs {
+        filter: filter
+            .transpose()
+            .map_err(graphql_error)?
+            .unwrap_or_default(),
+        order: order.map_err(graphql_error)?,
+        first: first.map(i64::from),
+        after,
+        providers,
+    })
 }
 
-/// How long after the deadline the providers' own deadline handling, which
-/// keeps the other providers' answers, gets before the whole request gives up.
-const DEADLINE_GRACE: Duration = Duration::from_millis(500);
-
-/// A backstop so that no request outlives its deadline, whatever a provider does.
-async fn before_deadline<T>(
-    call: &CallContext,
-    work: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    tokio::time::timeout_at(call.deadline + DEADLINE_GRACE, work)
-        .await
-        .unwrap_or_else(|_| {
-            Err(Error::upstream_unavailable(
-                "the providers did not answer before the request deadline",
-            ))
-        })
+/// The page as a connection, its per-provider failures listed beside it.
+fn connection<T, C: From<Page<T>>>(ctx: &Context<'_>, page: Page<T>) -> C {
+    report(ctx, &page.errors);
+    C::from(page)
 }

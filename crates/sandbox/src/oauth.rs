@@ -407,6 +407,18 @@ impl OAuthServer {
         store.refresh_tokens.retain(|_, grant| grant.user != user);
     }
 
+    /// Every access and refresh token issued and still known, for tests that
+    /// check a gateway never writes one anywhere in clear.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let store = lock(&self.inner.store);
+        store
+            .access_tokens
+            .keys()
+            .chain(store.refresh_tokens.keys())
+            .cloned()
+            .collect()
+    }
+
     /// Moves the server's clock forward: codes and tokens expire as if this
     /// much time had passed.
     pub fn advance_time(&self, by: Duration) {

@@ -53,7 +53,10 @@ impl fmt::Debug for AuthConfig {
             .field("required", &self.required)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
-            .field("hs256_secret", &self.hs256_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "hs256_secret",
+                &self.hs256_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -125,8 +128,16 @@ impl FrontendAuth {
             });
         }
         let pem_files = [
-            ("auth.rs256_public_keys", Algorithm::RS256, &config.rs256_public_keys),
-            ("auth.es256_public_keys", Algorithm::ES256, &config.es256_public_keys),
+            (
+                "auth.rs256_public_keys",
+                Algorithm::RS256,
+                &config.rs256_public_keys,
+            ),
+            (
+                "auth.es256_public_keys",
+                Algorithm::ES256,
+                &config.es256_public_keys,
+            ),
         ];
         for (name, algorithm, paths) in pem_files {
             for (index, path) in paths.iter().enumerate() {
@@ -271,8 +282,10 @@ fn classify(kind: &jsonwebtoken::errors::ErrorKind) -> AuthError {
 }
 
 fn read_jwks(path: &PathBuf) -> Result<Vec<VerifyingKey>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let set: JwkSet = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let set: JwkSet =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut seen = HashSet::new();
     set.keys
         .iter()
@@ -281,13 +294,19 @@ fn read_jwks(path: &PathBuf) -> Result<Vec<VerifyingKey>, String> {
                 .common
                 .key_algorithm
                 .and_then(|a| a.to_string().parse::<Algorithm>().ok())
-                .ok_or_else(|| "every JWKS key needs an `alg` (the gateway pins algorithms)".to_string())?;
+                .ok_or_else(|| {
+                    "every JWKS key needs an `alg` (the gateway pins algorithms)".to_string()
+                })?;
             let kid = jwk.common.key_id.clone();
             if !seen.insert(kid.clone()) {
                 return Err(format!("duplicate key id {kid:?}"));
             }
             let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key {kid:?}: {e}"))?;
-            Ok(VerifyingKey { kid, algorithm, key })
+            Ok(VerifyingKey {
+                kid,
+                algorithm,
+                key,
+            })
         })
         .collect()
 }
@@ -308,7 +327,12 @@ mod tests {
     }
 
     fn token(header: Header, claims: serde_json::Value, secret: &str) -> String {
-        encode(&header, &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     }
 
     fn auth() -> FrontendAuth {
@@ -329,7 +353,10 @@ mod tests {
     #[test]
     fn a_valid_token_names_its_principal() {
         let t = token(Header::new(Algorithm::HS256), claims(60), SECRET);
-        let principal = auth().principal(Some(&format!("Bearer {t}"))).unwrap().unwrap();
+        let principal = auth()
+            .principal(Some(&format!("Bearer {t}")))
+            .unwrap()
+            .unwrap();
         assert_eq!(principal.id(), "alice");
     }
 
@@ -338,10 +365,17 @@ mod tests {
         let auth = auth();
         let expired = token(Header::new(Algorithm::HS256), claims(-120), SECRET);
         assert_eq!(auth.verify(&expired).unwrap_err(), AuthError::Expired);
-        let forged = token(Header::new(Algorithm::HS256), claims(60), "another-secret-that-is-long-enough-xx");
+        let forged = token(
+            Header::new(Algorithm::HS256),
+            claims(60),
+            "another-secret-that-is-long-enough-xx",
+        );
         assert_eq!(auth.verify(&forged).unwrap_err(), AuthError::BadSignature);
         let wrong_alg = token(Header::new(Algorithm::HS512), claims(60), SECRET);
-        assert!(matches!(auth.verify(&wrong_alg).unwrap_err(), AuthError::AlgorithmNotAllowed(_)));
+        assert!(matches!(
+            auth.verify(&wrong_alg).unwrap_err(),
+            AuthError::AlgorithmNotAllowed(_)
+        ));
         let mut foreign = claims(60);
         foreign["aud"] = json!("someone-else");
         let foreign = token(Header::new(Algorithm::HS256), foreign, SECRET);
@@ -353,7 +387,10 @@ mod tests {
         );
         assert!(auth.verify(&none).is_err());
         assert_eq!(auth.verify("not-a-jwt").unwrap_err(), AuthError::Malformed);
-        assert_eq!(auth.principal(Some("Basic abc")).unwrap_err(), AuthError::NotBearer);
+        assert_eq!(
+            auth.principal(Some("Basic abc")).unwrap_err(),
+            AuthError::NotBearer
+        );
         assert_eq!(auth.principal(None).unwrap(), None);
     }
 

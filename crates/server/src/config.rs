@@ -15,6 +15,11 @@ use figment::value::Value;
 use finmesh_core::ProviderId;
 use finmesh_core::registry::{FactoryContext, ProviderFactory, Registry};
 use finmesh_core::upstream::LocalThrottle;
+use finmesh_store::SecretCipher;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::auth::{AuthConfig, FrontendAuth};
+use crate::tokens::DeferredTokens;
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -43,12 +48,29 @@ pub struct GatewayConfig {
     pub upstream_timeout: Duration,
 }
 
+/// `[store]` and `[secrets]`: where principals, connections and idempotency
+/// records live, and the keys that encrypt tokens at rest.
+#[derive(Clone)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/finmesh.db` or `postgres://…`.
+    pub url: String,
+    pub cipher: SecretCipher,
+}
+
 /// A checked configuration, with the providers built from their tables.
 #[derive(Clone)]
 pub struct Config {
     pub server: ServerConfig,
     pub gateway: GatewayConfig,
     pub providers: Registry,
+    /// `None`: no store, so no user connections, private data or transfers.
+    pub store: Option<StoreConfig>,
+    /// Verifies the frontend's `Authorization: Bearer` tokens.
+    pub auth: Arc<FrontendAuth>,
+    /// Frontend URLs the connect flow may send browsers back to (prefixes).
+    pub allowed_redirects: Vec<String>,
+    /// Where adapters get users' tokens; backed by the store once it is open.
+    pub tokens: Arc<DeferredTokens>,
 }
 
 /// The defaults, as documented in `finmesh.example.toml` and the README.
@@ -81,7 +103,18 @@ const GATEWAY_KEYS: &[&str] = &[
     "connect_timeout_ms",
     "upstream_timeout_ms",
 ];
-const SECTIONS: &[&str] = &["server", "gateway", "providers"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "gateway",
+    "providers",
+    "store",
+    "secrets",
+    "auth",
+    "connect",
+];
+const STORE_KEYS: &[&str] = &["url"];
+const SECRETS_KEYS: &[&str] = &["keys", "active_key"];
+const CONNECT_KEYS: &[&str] = &["allowed_redirects"];
 
 /// The configuration's problems, each naming its key.
 #[derive(Debug)]
@@ -148,17 +181,111 @@ impl Config {
         reader.unknown_keys("", SECTIONS);
         reader.unknown_keys("server", SERVER_KEYS);
         reader.unknown_keys("gateway", GATEWAY_KEYS);
+        reader.unknown_keys("store", STORE_KEYS);
+        reader.unknown_keys("secrets", SECRETS_KEYS);
+        reader.unknown_keys("connect", CONNECT_KEYS);
         let server = reader.server();
         let gateway = reader.gateway();
-        let providers = reader.providers(&gateway, factories);
-        if reader.problems.is_empty() {
-            Ok(Config {
+        let tokens = Arc::new(DeferredTokens::default());
+        let providers = reader.providers(&gateway, factories, tokens.clone());
+        let store = reader.store();
+        let auth = reader.auth();
+        let allowed_redirects = reader.read("connect.allowed_redirects", Vec::new());
+        match (reader.problems.is_empty(), auth) {
+            (true, Some(auth)) => Ok(Config {
                 server,
                 gateway,
                 providers,
-            })
-        } else {
-            Err(reader.into_error())
+                store,
+                auth: Arc::new(auth),
+                allowed_redirects,
+                tokens,
+            }),
+            _ => Err(reader.into_error()),
+        }
+    }
+}
+
+impl Reader<'_> {
+    /// `[store]` with the keyring of `[secrets]` (or `FINMESH_SECRET_KEY`).
+    fn store(&mut self) -> Option<StoreConfig> {
+        let url: Option<String> = self.read("store.url", None);
+        let cipher = self.secrets();
+        let url = url?;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            self.problem(
+                "store.url",
+                "expected sqlite://<path> or postgres://<host>/<db>",
+            );
+            return None;
+        }
+        match cipher {
+            Some(cipher) => Some(StoreConfig { url, cipher }),
+            None => {
+                self.problem(
+                    "secrets.keys",
+                    "the store keeps tokens encrypted and needs a key: set FINMESH_SECRET_KEY or [secrets.keys] (32 random bytes, base64)",
+                );
+                None
+            }
+        }
+    }
+
+    fn secrets(&mut self) -> Option<SecretCipher> {
+        let mut keys: BTreeMap<String, SecretString> = self.read("secrets.keys", BTreeMap::new());
+        let mut active: Option<String> = self.read("secrets.active_key", None);
+        // The one variable without `__`: a single key, as container platforms hand secrets.
+        if let Ok(key) = std::env::var("FINMESH_SECRET_KEY") {
+            keys.insert("env".to_string(), SecretString::from(key));
+            active.get_or_insert_with(|| "env".to_string());
+        }
+        if keys.is_empty() {
+            return None;
+        }
+        let active = match active {
+            Some(active) => active,
+            None if keys.len() == 1 => keys.keys().next().cloned().unwrap_or_default(),
+            None => {
+                self.problem(
+                    "secrets.active_key",
+                    "several keys are configured: name the active one",
+                );
+                return None;
+            }
+        };
+        let pairs: Vec<(String, String)> = keys
+            .iter()
+            .map(|(id, key)| (id.clone(), key.expose_secret().to_string()))
+            .collect();
+        match SecretCipher::from_config(&pairs, &active) {
+            Ok(cipher) => Some(cipher),
+            Err(error) => {
+                let key = match error.field.as_deref() {
+                    Some(field) if field.starts_with("secret_keys.") => {
+                        format!("secrets.keys.{}", &field["secret_keys.".len()..])
+                    }
+                    _ => "secrets".to_string(),
+                };
+                self.problem(key, error.message);
+                None
+            }
+        }
+    }
+
+    /// `[auth]`: the frontend token verifier.
+    fn auth(&mut self) -> Option<FrontendAuth> {
+        let config: AuthConfig = self.read("auth", AuthConfig::default());
+        match FrontendAuth::from_config(&config) {
+            Ok(auth) => Some(auth),
+            Err(problems) => {
+                for (key, message) in problems {
+                    self.problem(key, message);
+                }
+                None
+            }
         }
     }
 }
@@ -314,6 +441,7 @@ impl Reader<'_> {
         &mut self,
         gateway: &GatewayConfig,
         factories: &[Arc<dyn ProviderFactory>],
+        tokens: Arc<DeferredTokens>,
     ) -> Registry {
         let tables: BTreeMap<String, serde_json::Value> = self.read("providers", BTreeMap::new());
         let context = FactoryContext {
@@ -322,8 +450,7 @@ impl Reader<'_> {
             request_timeout: gateway.upstream_timeout,
             // One throttle for all: budgets are kept per provider and credential inside it.
             throttle: Arc::new(LocalThrottle::new()),
-            // Replaced by the store-backed token source once identity lands.
-            tokens: Arc::new(finmesh_core::auth::NoTokens),
+            tokens,
         };
         let mut providers = Vec::new();
         for (id, table) in tables {

@@ -2,9 +2,12 @@
 //! and the `serve`, `demo`, `schema` and `sandbox` commands. `main.rs` only
 //! parses the command line.
 
+pub mod auth;
 pub mod commands;
 pub mod config;
+mod connect;
 mod http;
+mod tokens;
 
 use std::future::Future;
 use std::io;
@@ -14,7 +17,10 @@ use std::time::Duration;
 
 use finmesh_core::aggregate::{Aggregator, AggregatorSettings};
 use finmesh_core::registry::ProviderFactory;
-use finmesh_graphql::{SchemaOptions, build_schema};
+use finmesh_graphql::{SchemaOptions, Services, build_schema};
+use finmesh_identity::{Connections, StoreTokens};
+use finmesh_payments::{PaymentSettings, Payments};
+use finmesh_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -24,7 +30,10 @@ use crate::http::AppState;
 
 /// The adapters this binary ships: the one place that names them.
 pub fn factories() -> Vec<Arc<dyn ProviderFactory>> {
-    vec![Arc::new(finmesh_zonky::ZonkyFactory)]
+    vec![
+        Arc::new(finmesh_zonky::ZonkyFactory),
+        Arc::new(finmesh_bongloy::BongloyFactory),
+    ]
 }
 
 /// The query `finmesh demo` suggests, and the one the acceptance test runs.
@@ -34,6 +43,8 @@ pub const EXAMPLE_QUERY: &str = "{ loans(first: 20, orderBy: [{field: INTEREST_R
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot open the store: {0}")]
+    Store(finmesh_core::Error),
 }
 
 impl StartError {
@@ -41,6 +52,7 @@ impl StartError {
     pub fn is_addr_in_use(&self) -> bool {
         match self {
             StartError::Bind { source, .. } => source.kind() == io::ErrorKind::AddrInUse,
+            StartError::Store(_) => false,
         }
     }
 }
@@ -55,18 +67,68 @@ pub struct RunningGateway {
     shutdown_grace: Duration,
 }
 
-/// Binds the configured address and serves the gateway.
+/// Opens and migrates the configured store.
+pub async fn open_store(config: &config::StoreConfig) -> Result<Store, finmesh_core::Error> {
+    let store = Store::connect(&config.url, config.cipher.clone()).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Opens the store, binds the configured address and serves the gateway.
 pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
+    let addr = config.server.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    start_on(listener, config).await
+}
+
+/// Like [`start`], on a listener bound beforehand: for callers that must know
+/// the address before the configuration is made (the callback URL of OAuth).
+pub async fn start_on(listener: TcpListener, config: Config) -> Result<RunningGateway, StartError> {
+    let registry = Arc::new(config.providers);
     let aggregator = Aggregator::new(
-        Arc::new(config.providers),
+        registry.clone(),
         AggregatorSettings {
             default_page_size: config.gateway.default_page_size,
             max_page_size: config.gateway.max_page_size,
             max_local_sort: config.gateway.max_local_sort,
         },
     );
+    let (connections, payments) = match &config.store {
+        Some(store_config) => {
+            let store = open_store(store_config).await.map_err(StartError::Store)?;
+            config.tokens.set(Arc::new(StoreTokens::new(store.clone())));
+            let payments =
+                Payments::new(store.clone(), registry.clone(), PaymentSettings::default());
+            // What a crash left ambiguous is settled before anyone asks again.
+            let reconciling = payments.clone();
+            tokio::spawn(async move {
+                match reconciling.reconcile_unfinished().await {
+                    Ok(0) => {}
+                    Ok(settled) => tracing::info!(settled, "reconciled unfinished transfers"),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not reconcile unfinished transfers")
+                    }
+                }
+            });
+            (
+                Some(Connections::new(
+                    store,
+                    registry.clone(),
+                    config.allowed_redirects.clone(),
+                )),
+                Some(payments),
+            )
+        }
+        None => (None, None),
+    };
     let schema = build_schema(
-        aggregator,
+        Services {
+            aggregator,
+            connections: connections.clone(),
+            payments,
+        },
         SchemaOptions {
             request_timeout: config.server.request_timeout,
         },
@@ -74,17 +136,15 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let state = AppState {
         schema,
         request_timeout: config.server.request_timeout,
+        auth: config.auth.clone(),
+        connections,
     };
     let app = http::router(state, config.server.graphiql);
 
-    let bind_error = |source| StartError::Bind {
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.server.listen,
         source,
-    };
-    let listener = TcpListener::bind(config.server.listen)
-        .await
-        .map_err(bind_error)?;
-    let addr = listener.local_addr().map_err(bind_error)?;
+    })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -32,6 +32,16 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Apply the store's migrations (also done at every start).
+    Migrate {
+        #[arg(long, short, default_value = "finmesh.toml")]
+        config: PathBuf,
+    },
+    /// Re-encrypt stored secrets under the active key of `[secrets]`.
+    RotateKey {
+        #[arg(long, short, default_value = "finmesh.toml")]
+        config: PathBuf,
+    },
     /// Run the Zonky simulator alone on 127.0.0.1.
     Sandbox {
         /// 0 picks a free port.
@@ -59,6 +69,8 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Command::Sandbox { port } => commands::sandbox(port).await,
+        Command::Migrate { config } => commands::migrate(&config).await,
+        Command::RotateKey { config } => commands::rotate_key(&config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

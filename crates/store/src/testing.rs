@@ -117,6 +117,56 @@ pub async fn postgres_store(cipher: SecretCipher) -> Option<TestStore> {
 }
 
 async fn fresh_postgres_schema(url: &str, cipher: SecretCipher) -> Result<TestStore> {
+    let url = fresh_postgres_url(url).await?;
+    let store = connect_and_migrate(&url, cipher).await?;
+    Ok(TestStore {
+        label: "postgres".to_owned(),
+        store,
+        _dir: None,
+    })
+}
+
+/// A database for a whole gateway under test, which opens and migrates it itself.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub label: String,
+    pub url: String,
+    /// Where the SQLite file lives; deleted on drop.
+    _dir: Option<TempDir>,
+}
+
+/// An empty database per backend available, as [`test_stores`] chooses them.
+///
+/// # Panics
+/// As [`test_stores`].
+pub async fn test_databases() -> Vec<TestDatabase> {
+    let dir = match tempfile::Builder::new().prefix("finmesh-db-").tempdir() {
+        Ok(dir) => dir,
+        Err(e) => panic!("cannot create a temporary directory for a SQLite test database: {e}"),
+    };
+    let mut databases = vec![TestDatabase {
+        label: "sqlite".to_owned(),
+        url: Store::sqlite_url(&dir.path().join("finmesh.db")),
+        _dir: Some(dir),
+    }];
+    if let Some(store) = postgres_store(SecretCipher::generate_for_demo()).await {
+        // Only to learn that PostgreSQL is there and usable; the gateway gets its own schema.
+        store.close().await;
+        let base = std::env::var(POSTGRES_URL_VAR).unwrap_or_default();
+        match fresh_postgres_url(&base).await {
+            Ok(url) => databases.push(TestDatabase {
+                label: "postgres".to_owned(),
+                url,
+                _dir: None,
+            }),
+            Err(e) => panic!("PostgreSQL test database ({POSTGRES_URL_VAR}): {e}"),
+        }
+    }
+    databases
+}
+
+/// Creates a new empty schema and returns a URL whose connections use it.
+async fn fresh_postgres_url(url: &str) -> Result<String> {
     sqlx::any::install_default_drivers();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -134,13 +184,7 @@ async fn fresh_postgres_schema(url: &str, cipher: SecretCipher) -> Result<TestSt
     let _ = admin.close().await;
 
     let sep = if url.contains('?') { '&' } else { '?' };
-    let url = format!("{url}{sep}options[search_path]={schema}");
-    let store = connect_and_migrate(&url, cipher).await?;
-    Ok(TestStore {
-        label: "postgres".to_owned(),
-        store,
-        _dir: None,
-    })
+    Ok(format!("{url}{sep}options[search_path]={schema}"))
 }
 
 /// Best effort: drops test schemas left by runs more than two hours ago.

@@ -4,9 +4,22 @@
 //!
 //! An adapter's own test builds the adapter against a running simulator,
 //! implements [`Simulator`] over that simulator's control surface, and calls
-//! [`check_loans`]. Failures panic with a message that says what broke.
+//! [`check_loans`] (and [`check_offers`] for a secondary market). Failures
+//! panic with a message that says what broke.
+//!
+//! The suite calls the provider as [`Simulator::principal`] (anonymously by
+//! default); adapters whose platform wants a user's token for everything get
+//! one from a [`FixedTokens`] in their `FactoryContext`.
 // A test-support crate: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod offers;
+mod tokens;
+pub mod transfers;
+
+pub use offers::check_offers;
+pub use tokens::FixedTokens;
+pub use transfers::{TransferSimulator, check_transfers};
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,7 +32,7 @@ use finmesh_core::query::{
     Bounds, LoanFilter, LoanFilterField, LoanOrderField, OrderKey, compare_loans,
 };
 use finmesh_core::registry::Registry;
-use finmesh_core::{CallContext, ErrorKind, ListRequest, Provider};
+use finmesh_core::{CallContext, ErrorKind, ListRequest, Principal, Provider};
 use tokio::time::Instant;
 
 /// A fault the simulator injects into its next answer.
@@ -48,25 +61,53 @@ pub trait Simulator: Send + Sync {
     fn inject(&self, faults: Vec<Fault>);
     /// How many requests the simulator refused with its own rate limit.
     fn throttled(&self) -> u64;
+    /// Who the suite calls the provider as; `None` calls anonymously.
+    fn principal(&self) -> Option<Principal> {
+        None
+    }
+    /// Native ids of every offer on the simulator's secondary market (for
+    /// [`check_offers`]).
+    fn offer_ids(&self) -> HashSet<String> {
+        panic!("implement Simulator::offer_ids to run check_offers")
+    }
 }
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-fn ctx() -> CallContext {
-    CallContext::anonymous(TIMEOUT)
+/// Whom the suite's calls are made for: the simulator's principal, if any.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller(Option<Principal>);
+
+impl Caller {
+    pub(crate) fn of(simulator: &dyn Simulator) -> Self {
+        Caller(simulator.principal())
+    }
+
+    /// A fresh context with the suite's usual timeout.
+    pub(crate) fn ctx(&self) -> CallContext {
+        self.ctx_with(TIMEOUT)
+    }
+
+    pub(crate) fn ctx_with(&self, timeout: Duration) -> CallContext {
+        match &self.0 {
+            Some(principal) => CallContext::for_principal(principal.clone(), timeout),
+            None => CallContext::anonymous(timeout),
+        }
+    }
 }
 
 /// Runs every loan check against `provider`, which talks to `simulator`.
 ///
 /// The rate-limit check runs last: it pauses the provider's throttle buckets.
 pub async fn check_loans(provider: Arc<dyn Provider>, simulator: &dyn Simulator) {
-    let all = paging_visits_every_loan_once(&provider, simulator).await;
-    filters_match_brute_force(&provider, &all).await;
-    orders_match_brute_force(&provider, &all).await;
-    pushed_down_filters_are_evaluated_upstream(&provider, &all).await;
-    loan_by_id(&provider, &all, simulator).await;
-    faults_map_to_the_taxonomy(&provider, simulator).await;
-    rate_limits_are_obeyed(&provider, simulator).await;
+    let caller = Caller::of(simulator);
+    let all = paging_visits_every_loan_once(&provider, &caller, simulator).await;
+    filters_match_brute_force(&provider, &caller, &all).await;
+    orders_match_brute_force(&provider, &caller, &all).await;
+    pushed_down_filters_are_evaluated_upstream(&provider, &caller, &all).await;
+    loan_by_id(&provider, &caller, &all, simulator).await;
+    faults_map_to_the_taxonomy(&provider, &caller, simulator).await;
+    rate_limits_are_obeyed(&provider, &caller, simulator).await;
     assert_eq!(
         simulator.throttled(),
         0,
@@ -74,7 +115,7 @@ pub async fn check_loans(provider: Arc<dyn Provider>, simulator: &dyn Simulator)
     );
 }
 
-fn aggregator(provider: &Arc<dyn Provider>) -> Aggregator {
+pub(crate) fn aggregator(provider: &Arc<dyn Provider>) -> Aggregator {
     let registry = Registry::new(vec![provider.clone()]).unwrap();
     Aggregator::new(
         Arc::new(registry),
@@ -88,6 +129,7 @@ fn aggregator(provider: &Arc<dyn Provider>) -> Aggregator {
 /// Follows cursors to the end, asserting no loan comes twice.
 async fn walk(
     aggregator: &Aggregator,
+    caller: &Caller,
     filter: LoanFilter,
     order: Vec<OrderKey<LoanOrderField>>,
     page_size: i64,
@@ -102,7 +144,7 @@ async fn walk(
     let mut served = Vec::new();
     let mut seen = HashSet::new();
     loop {
-        let page = aggregator.loans(&ctx(), args.clone()).await.unwrap();
+        let page = aggregator.loans(&caller.ctx(), args.clone()).await.unwrap();
         assert!(page.errors.is_empty(), "provider failed: {:?}", page.errors);
         for edge in &page.edges {
             assert!(
@@ -129,9 +171,17 @@ fn ids(loans: &[Loan]) -> HashSet<String> {
 
 async fn paging_visits_every_loan_once(
     provider: &Arc<dyn Provider>,
+    caller: &Caller,
     simulator: &dyn Simulator,
 ) -> Vec<Loan> {
-    let all = walk(&aggregator(provider), LoanFilter::default(), vec![], 97).await;
+    let all = walk(
+        &aggregator(provider),
+        caller,
+        LoanFilter::default(),
+        vec![],
+        97,
+    )
+    .await;
     assert_eq!(
         ids(&all),
         simulator.marketplace_ids(),
@@ -151,7 +201,7 @@ async fn paging_visits_every_loan_once(
             offset,
             limit: 333,
         };
-        let slice = provider.loans(&ctx(), &request).await.unwrap();
+        let slice = provider.loans(&caller.ctx(), &request).await.unwrap();
         if let Some(total) = slice.total {
             assert_eq!(
                 total as usize,
@@ -304,11 +354,11 @@ fn assert_same_as_brute_force(
     }
 }
 
-async fn filters_match_brute_force(provider: &Arc<dyn Provider>, all: &[Loan]) {
+async fn filters_match_brute_force(provider: &Arc<dyn Provider>, caller: &Caller, all: &[Loan]) {
     let aggregator = aggregator(provider);
     let order = vec![OrderKey::desc(LoanOrderField::InterestRate)];
     for (field, filter) in sample_filters(all) {
-        let served = walk(&aggregator, filter.clone(), order.clone(), 100).await;
+        let served = walk(&aggregator, caller, filter.clone(), order.clone(), 100).await;
         assert_same_as_brute_force(
             &format!("filter on {field:?}"),
             &served,
@@ -328,11 +378,11 @@ async fn filters_match_brute_force(provider: &Arc<dyn Provider>, all: &[Loan]) {
                 acc.insured = acc.insured.or(f.insured);
                 acc
             });
-    let served = walk(&aggregator, combined.clone(), order.clone(), 7).await;
+    let served = walk(&aggregator, caller, combined.clone(), order.clone(), 7).await;
     assert_same_as_brute_force("combined filter", &served, all, &combined, &order);
 }
 
-async fn orders_match_brute_force(provider: &Arc<dyn Provider>, all: &[Loan]) {
+async fn orders_match_brute_force(provider: &Arc<dyn Provider>, caller: &Caller, all: &[Loan]) {
     let aggregator = aggregator(provider);
     let filter = LoanFilter {
         term_months: Some(Bounds {
@@ -357,14 +407,18 @@ async fn orders_match_brute_force(provider: &Arc<dyn Provider>, all: &[Loan]) {
         OrderKey::asc(LoanOrderField::TermMonths),
     ]);
     for order in orders {
-        let served = walk(&aggregator, filter.clone(), order.clone(), 100).await;
+        let served = walk(&aggregator, caller, filter.clone(), order.clone(), 100).await;
         assert_same_as_brute_force(&format!("order {order:?}"), &served, all, &filter, &order);
     }
 }
 
 /// A pushed-down filter must be evaluated by the platform: the adapter's raw
 /// answer holds only matching loans, and the platform's total counts only them.
-async fn pushed_down_filters_are_evaluated_upstream(provider: &Arc<dyn Provider>, all: &[Loan]) {
+async fn pushed_down_filters_are_evaluated_upstream(
+    provider: &Arc<dyn Provider>,
+    caller: &Caller,
+    all: &[Loan],
+) {
     let caps = provider
         .capabilities()
         .loans
@@ -381,7 +435,7 @@ async fn pushed_down_filters_are_evaluated_upstream(provider: &Arc<dyn Provider>
             offset: 0,
             limit: u32::try_from(all.len()).unwrap(),
         };
-        let slice = provider.loans(&ctx(), &request).await.unwrap();
+        let slice = provider.loans(&caller.ctx(), &request).await.unwrap();
         assert!(
             slice.items.iter().all(|l| filter.matches(l)),
             "filter on {field:?} is declared pushed down but the platform answered non-matching loans"
@@ -397,15 +451,23 @@ async fn pushed_down_filters_are_evaluated_upstream(provider: &Arc<dyn Provider>
     }
 }
 
-async fn loan_by_id(provider: &Arc<dyn Provider>, all: &[Loan], simulator: &dyn Simulator) {
+async fn loan_by_id(
+    provider: &Arc<dyn Provider>,
+    caller: &Caller,
+    all: &[Loan],
+    simulator: &dyn Simulator,
+) {
     let listed = &all[all.len() / 2];
-    let loan = provider.loan(&ctx(), listed.id.native()).await.unwrap();
+    let loan = provider
+        .loan(&caller.ctx(), listed.id.native())
+        .await
+        .unwrap();
     assert_eq!(loan.id, listed.id);
     assert_eq!(loan.amount, listed.amount);
     assert_eq!(loan.interest_rate, listed.interest_rate);
 
     let missing = provider
-        .loan(&ctx(), &simulator.missing_loan_id())
+        .loan(&caller.ctx(), &simulator.missing_loan_id())
         .await
         .unwrap_err();
     assert_eq!(missing.kind, ErrorKind::NotFound, "{missing:?}");
@@ -425,7 +487,11 @@ async fn first_page(
     provider.loans(ctx, &request).await.map(|s| s.items.len())
 }
 
-async fn faults_map_to_the_taxonomy(provider: &Arc<dyn Provider>, simulator: &dyn Simulator) {
+async fn faults_map_to_the_taxonomy(
+    provider: &Arc<dyn Provider>,
+    caller: &Caller,
+    simulator: &dyn Simulator,
+) {
     let cases = [
         (Fault::ServerError, ErrorKind::UpstreamUnavailable),
         (Fault::Drop, ErrorKind::UpstreamUnavailable),
@@ -435,7 +501,7 @@ async fn faults_map_to_the_taxonomy(provider: &Arc<dyn Provider>, simulator: &dy
     for (fault, expected) in cases {
         // Enough copies that a retrying adapter still sees the fault at the end.
         simulator.inject(vec![fault.clone(); 5]);
-        let error = first_page(provider, &ctx()).await.unwrap_err();
+        let error = first_page(provider, &caller.ctx()).await.unwrap_err();
         assert_eq!(error.kind, expected, "{fault:?} gave {error:?}");
         assert_eq!(
             error.provider.as_ref(),
@@ -444,19 +510,23 @@ async fn faults_map_to_the_taxonomy(provider: &Arc<dyn Provider>, simulator: &dy
         );
         simulator.inject(vec![]);
         assert!(
-            first_page(provider, &ctx()).await.is_ok(),
+            first_page(provider, &caller.ctx()).await.is_ok(),
             "no recovery after {fault:?}"
         );
     }
 }
 
-async fn rate_limits_are_obeyed(provider: &Arc<dyn Provider>, simulator: &dyn Simulator) {
+async fn rate_limits_are_obeyed(
+    provider: &Arc<dyn Provider>,
+    caller: &Caller,
+    simulator: &dyn Simulator,
+) {
     // A short Retry-After fits the deadline: the adapter waits and succeeds.
     simulator.inject(vec![Fault::RateLimited {
         retry_after: Duration::from_secs(1),
     }]);
     let started = Instant::now();
-    assert_eq!(first_page(provider, &ctx()).await.unwrap(), 10);
+    assert_eq!(first_page(provider, &caller.ctx()).await.unwrap(), 10);
     assert!(
         started.elapsed() >= Duration::from_millis(950),
         "Retry-After ignored: answered after {:?}",
@@ -467,7 +537,7 @@ async fn rate_limits_are_obeyed(provider: &Arc<dyn Provider>, simulator: &dyn Si
     simulator.inject(vec![Fault::RateLimited {
         retry_after: Duration::from_secs(30),
     }]);
-    let short = CallContext::anonymous(Duration::from_secs(3));
+    let short = caller.ctx_with(Duration::from_secs(3));
     let started = Instant::now();
     let error = first_page(provider, &short).await.unwrap_err();
     assert_eq!(error.kind, ErrorKind::RateLimited, "{error:?}");

@@ -154,7 +154,10 @@ impl Settings {
         }
         if let Err(e) = raw.throttle.validate() {
             let field = e.field.clone().unwrap_or_else(|| "throttle".to_string());
-            return Err(Error::invalid_input(key(&field), format!("{}: {}", key(&field), e.message)));
+            return Err(Error::invalid_input(
+                key(&field),
+                format!("{}: {}", key(&field), e.message),
+            ));
         }
 
         if raw.credentials.is_empty() {
@@ -169,7 +172,8 @@ impl Settings {
         let mut tenants = BTreeMap::new();
         for (tenant, credential) in raw.credentials {
             let at = key(&format!("credentials.{tenant}"));
-            if tenant.trim().is_empty() || tenant.len() > 64 || tenant.chars().any(char::is_control) {
+            if tenant.trim().is_empty() || tenant.len() > 64 || tenant.chars().any(char::is_control)
+            {
                 return Err(Error::invalid_input(
                     at.clone(),
                     format!("{at}: tenant names are 1-64 printable characters"),
@@ -260,7 +264,9 @@ fn load_credential(at: &str, raw: RawCredential, env: Env<'_>) -> Result<Request
         (None, None, None) => {
             return Err(Error::invalid_input(
                 format!("{at}.private_key_file"),
-                format!("{at}: set private_key_file or private_key_env (the partner's RSA private key in PEM)"),
+                format!(
+                    "{at}: set private_key_file or private_key_env (the partner's RSA private key in PEM)"
+                ),
             ));
         }
         _ => {

@@ -114,8 +114,12 @@ impl RequestSigner {
         };
         // jsonwebtoken's errors say what failed, not what was signed; still,
         // only the kind is kept.
-        jsonwebtoken::encode(&header, &claims, &self.key)
-            .map_err(|e| Error::internal(format!("signing the Bongloy request token failed ({:?})", e.kind())))
+        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| {
+            Error::internal(format!(
+                "signing the Bongloy request token failed ({:?})",
+                e.kind()
+            ))
+        })
     }
 
     /// A token stamped with the time `clock` says now.

@@ -95,10 +95,16 @@ impl ListDocument {
     /// use; the document names none), or `meta.page.total`.
     pub fn total(&self) -> Option<u64> {
         let meta = self.meta.as_ref()?;
-        ["total", "total_count", "totalCount", "record_count", "record-count"]
-            .iter()
-            .find_map(|name| meta.get(name).and_then(as_u64))
-            .or_else(|| meta.get("page")?.get("total").and_then(as_u64))
+        [
+            "total",
+            "total_count",
+            "totalCount",
+            "record_count",
+            "record-count",
+        ]
+        .iter()
+        .find_map(|name| meta.get(name).and_then(as_u64))
+        .or_else(|| meta.get("page")?.get("total").and_then(as_u64))
     }
 
     /// `meta.page.{number, size}` when the server reports its paging.
@@ -161,7 +167,9 @@ impl<'de> Deserialize<'de> for Cents {
                 .parse()
                 .map(Cents)
                 .map_err(|_| de::Error::custom("the amount is not an integer number of cents")),
-            _ => Err(de::Error::custom("the amount is not an integer number of cents")),
+            _ => Err(de::Error::custom(
+                "the amount is not an integer number of cents",
+            )),
         }
     }
 }
@@ -358,7 +366,8 @@ pub(crate) fn api_errors(body: &[u8]) -> Vec<ApiError> {
     let Some(Value::Array(errors)) = document.get("errors") else {
         return Vec::new();
     };
-    let text = |error: &Value, name: &str| error.get(name).and_then(Value::as_str).map(str::to_string);
+    let text =
+        |error: &Value, name: &str| error.get(name).and_then(Value::as_str).map(str::to_string);
     errors
         .iter()
         .filter(|e| e.is_object())
@@ -441,15 +450,27 @@ mod tests {
             })),
         )
         .unwrap();
-        assert_eq!(t.id.to_string(), "bongloy:transfer:3b668cc8-9fea-4673-ac6a-d7f548ec064b");
-        assert_eq!(t.amount, Money::new("100.00".parse().unwrap(), Currency::USD));
+        assert_eq!(
+            t.id.to_string(),
+            "bongloy:transfer:3b668cc8-9fea-4673-ac6a-d7f548ec064b"
+        );
+        assert_eq!(
+            t.amount,
+            Money::new("100.00".parse().unwrap(), Currency::USD)
+        );
         assert_eq!(t.status, TransferStatus::Pending);
         assert_eq!(t.metadata.get("foobar").map(String::as_str), Some("foobar"));
         assert_eq!(t.metadata.get("n").map(String::as_str), Some("5"));
-        assert_eq!(t.metadata.get("nested").map(String::as_str), Some("{\"a\":1}"));
+        assert_eq!(
+            t.metadata.get("nested").map(String::as_str),
+            Some("{\"a\":1}")
+        );
         assert!(!t.metadata.contains_key("gone"));
         assert_eq!(t.confirmed_at, None);
-        assert_eq!(t.expires_at.unwrap().to_rfc3339(), "2020-01-01T00:15:00+00:00");
+        assert_eq!(
+            t.expires_at.unwrap().to_rfc3339(),
+            "2020-01-01T00:15:00+00:00"
+        );
         assert_eq!(t.raw["attributes"]["amount"], json!(10000));
     }
 
@@ -474,8 +495,10 @@ mod tests {
     fn unreadable_transfers_say_where_without_values() {
         let err = transfer(
             &provider(),
-            resource(json!({"amount": 1.5, "destination_account_number": "1", "status": "pending",
-                            "created_at": "2020-01-01T00:00:00Z"})),
+            resource(
+                json!({"amount": 1.5, "destination_account_number": "1", "status": "pending",
+                            "created_at": "2020-01-01T00:00:00Z"}),
+            ),
         )
         .unwrap_err();
         assert_eq!(err.code(), "UPSTREAM_PROTOCOL_ERROR");
@@ -483,8 +506,10 @@ mod tests {
 
         let err = transfer(
             &provider(),
-            resource(json!({"amount": 1, "destination_account_number": "secret-ish", "status": "pending",
-                            "created_at": "yesterday"})),
+            resource(
+                json!({"amount": 1, "destination_account_number": "secret-ish", "status": "pending",
+                            "created_at": "yesterday"}),
+            ),
         )
         .unwrap_err();
         assert!(err.message.contains("created_at"), "{}", err.message);
@@ -492,11 +517,19 @@ mod tests {
 
         let mut not_uuid = resource(json!({}));
         not_uuid["id"] = json!("../../admin");
-        assert_eq!(transfer(&provider(), not_uuid).unwrap_err().code(), "UPSTREAM_PROTOCOL_ERROR");
+        assert_eq!(
+            transfer(&provider(), not_uuid).unwrap_err().code(),
+            "UPSTREAM_PROTOCOL_ERROR"
+        );
         let mut organization = resource(json!({"amount": 1, "destination_account_number": "1",
                                                "status": "pending", "created_at": "2020-01-01T00:00:00Z"}));
         organization["type"] = json!("organization");
-        assert!(transfer(&provider(), organization).unwrap_err().message.contains("organization"));
+        assert!(
+            transfer(&provider(), organization)
+                .unwrap_err()
+                .message
+                .contains("organization")
+        );
     }
 
     #[test]
@@ -509,8 +542,12 @@ mod tests {
         assert_eq!(doc.next_link(), Some("/v1/transfers?page[number]=2"));
         assert_eq!(doc.total(), Some(12));
         assert_eq!(doc.page(), Some((1, 5)));
-        let bare: ListDocument = serde_json::from_value(json!({"data": [], "links": {"next": null}})).unwrap();
-        assert_eq!((bare.next_link(), bare.total(), bare.page()), (None, None, None));
+        let bare: ListDocument =
+            serde_json::from_value(json!({"data": [], "links": {"next": null}})).unwrap();
+        assert_eq!(
+            (bare.next_link(), bare.total(), bare.page()),
+            (None, None, None)
+        );
         let counted: ListDocument =
             serde_json::from_value(json!({"data": [], "meta": {"record_count": "7"}})).unwrap();
         assert_eq!(counted.total(), Some(7));
@@ -524,7 +561,10 @@ mod tests {
         );
         assert_eq!(errors.len(), 2);
         assert_eq!(errors[0].code.as_deref(), Some("invalid_amount"));
-        assert_eq!(errors[0].pointer.as_deref(), Some("/data/attributes/amount"));
+        assert_eq!(
+            errors[0].pointer.as_deref(),
+            Some("/data/attributes/amount")
+        );
         assert_eq!(errors[1].parameter.as_deref(), Some("filter[status]"));
         assert!(api_errors(b"<html>").is_empty());
         assert!(api_errors(br#"{"error":"injected_fault"}"#).is_empty());
@@ -571,7 +611,10 @@ mod tests {
                 "name": "Demo", "country": "KH", "currency": "USD", "account_number": "001000001", "balance": 10000000}}),
         )
         .unwrap();
-        assert_eq!(org.balance, Some(Money::from_minor(10_000_000, Currency::USD)));
+        assert_eq!(
+            org.balance,
+            Some(Money::from_minor(10_000_000, Currency::USD))
+        );
         assert_eq!(org.account_number.as_deref(), Some("001000001"));
         assert_eq!(org.to_string(), "Demo (8a3f)");
     }

@@ -1,5 +1,6 @@
 //! The Zonky adapter: the public marketplace (`/loans/marketplace`,
-//! `/loans/{id}`, `/loans/last-published`) and, through OAuth, a user's
+//! `/loans/{id}`, `/loans/last-published`), the public secondary marketplace
+//! (`/smp/investments`) and, through OAuth, a user's
 //! investments (`/me/investments`, its summary and detail) behind the finmesh
 //! [`Provider`] trait.
 //!
@@ -8,6 +9,7 @@
 //! its document lists; everything else is filtered and ordered in core.
 
 mod query;
+mod smp;
 mod wire;
 
 use std::sync::Arc;
@@ -16,12 +18,13 @@ use async_trait::async_trait;
 use std::future::Future;
 
 use finmesh_core::auth::with_access_token;
-use finmesh_core::model::{Investment, Loan, PortfolioSummary};
+use finmesh_core::model::{Investment, Loan, Offer, PortfolioSummary};
 use finmesh_core::oauth::{ClientAuth, OAuthClient, OAuthEndpoints, OAuthSettings};
 use finmesh_core::paging::fetch_window;
-use finmesh_core::provider::{InvestmentRequest, LoanRequest};
+use finmesh_core::provider::{InvestmentRequest, LoanRequest, OfferRequest};
 use finmesh_core::query::{
-    InvestmentFilterField, InvestmentOrderField, LoanFilterField, LoanOrderField,
+    InvestmentFilterField, InvestmentOrderField, LoanFilterField, LoanOrderField, OfferFilterField,
+    OfferOrderField,
 };
 use finmesh_core::registry::{FactoryContext, ProviderFactory};
 use finmesh_core::upstream::{
@@ -208,7 +211,16 @@ fn capabilities(page_size: u32, connectable: bool) -> Capabilities {
             default_order: Vec::new(),
             max_page_size: page_size,
         }),
-        offers: None,
+        // `/smp/investments` (see `smp`): public, so without OAuth too.
+        offers: Some(ListCapabilities {
+            filters: vec![OfferFilterField::Rating, OfferFilterField::ListedAt],
+            orders: vec![
+                OfferOrderField::ListedAt,
+                OfferOrderField::PrincipalRemaining,
+            ],
+            default_order: Vec::new(),
+            max_page_size: page_size,
+        }),
         transfers: None,
     }
 }
@@ -470,6 +482,21 @@ impl Provider for Zonky {
             .await?;
         wire::investment_from_json(&self.id, response.json()?)
             .map_err(|e| e.with_provider(&self.id))
+    }
+
+    async fn offers(&self, ctx: &CallContext, request: &OfferRequest) -> Result<Slice<Offer>> {
+        let params = smp::params(&request.filter, &request.order);
+        let window = (request.offset, request.limit);
+        self.window(
+            ctx,
+            smp::ENDPOINT,
+            &params,
+            window,
+            None,
+            smp::offer_from_json,
+        )
+        .await
+        .map_err(smp::offer_field)
     }
 
     async fn portfolio(&self, ctx: &CallContext) -> Result<Vec<PortfolioSummary>> {

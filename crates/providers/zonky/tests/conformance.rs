@@ -52,6 +52,19 @@ impl Simulator for ZonkySimulator {
     fn throttled(&self) -> u64 {
         self.sandbox.stats().throttled
     }
+
+    fn offer_ids(&self) -> HashSet<String> {
+        let now = chrono::Utc::now();
+        self.sandbox
+            .smp_offers()
+            .iter()
+            .filter(|offer| {
+                chrono::DateTime::parse_from_rfc3339(offer["deadline"].as_str().unwrap()).unwrap()
+                    > now
+            })
+            .map(|offer| offer["id"].to_string())
+            .collect()
+    }
 }
 
 async fn start(
@@ -155,4 +168,88 @@ async fn a_filter_zonky_refuses_names_the_field() {
     assert_eq!(err.provider_code.as_deref(), Some("invalid_filter"));
     assert_eq!(err.provider.as_ref().map(|p| p.as_str()), Some("zonky"));
     assert!(err.message.contains("termInMonths"), "{}", err.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zonky_secondary_market_passes_the_conformance_suite() {
+    let config = ZonkyConfig {
+        loans: 300,
+        smp_offers: 400,
+        ..ZonkyConfig::default()
+    };
+    let (provider, sandbox, _running) = start(
+        config,
+        serde_json::json!({"kind": "zonky", "page_size": 500}),
+    )
+    .await;
+    let simulator = ZonkySimulator {
+        sandbox: sandbox.clone(),
+    };
+    // Offers of loans past due are part of the market.
+    assert!(
+        sandbox
+            .smp_offers()
+            .iter()
+            .any(|offer| offer["loanHealthInfo"] == "CURRENTLY_IN_DUE")
+    );
+    finmesh_testkit::check_offers(provider.clone(), &simulator).await;
+
+    // Public: no token was sent, and every listing asked for the whole market.
+    let requests = sandbox.requests();
+    let listings: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path == "/smp/investments")
+        .collect();
+    assert!(!listings.is_empty());
+    assert!(listings.iter().all(|r| !r.authorization));
+    assert!(listings.iter().all(|r| {
+        r.query
+            .as_deref()
+            .is_some_and(|q| q.contains("delinquent=true"))
+    }));
+    // Pushed orders went out as `X-Order`.
+    assert!(
+        listings
+            .iter()
+            .any(|r| r.headers.get("x-order").map(String::as_str) == Some("-datePublished"))
+    );
+
+    // The mapping, against the simulator's JSON.
+    let ctx = CallContext::anonymous(Duration::from_secs(5));
+    let request = finmesh_core::ListRequest {
+        filter: finmesh_core::query::OfferFilter::default(),
+        order: vec![],
+        offset: 0,
+        limit: 5,
+    };
+    let slice = provider.offers(&ctx, &request).await.unwrap();
+    assert_eq!(slice.total, Some(400));
+    let raw = sandbox.smp_offers();
+    for offer in &slice.items {
+        let source = raw
+            .iter()
+            .find(|o| {
+                o["id"].as_u64().map(|id| id.to_string()).as_deref() == Some(offer.id.native())
+            })
+            .unwrap();
+        let decimal = |name: &str| {
+            source[name]
+                .to_string()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        };
+        assert_eq!(offer.price.amount, decimal("price"));
+        assert_eq!(
+            offer.principal_remaining.amount,
+            decimal("remainingPrincipal")
+        );
+        assert_eq!(offer.discount, decimal("discount"));
+        assert_eq!(offer.interest_rate, Some(decimal("interestRate")));
+        assert_eq!(offer.rating.as_deref(), source["rating"].as_str());
+        assert_eq!(
+            offer.loan_id.as_ref().unwrap().native(),
+            source["loanId"].to_string()
+        );
+        assert_eq!(offer.currency(), finmesh_core::Currency::CZK);
+    }
 }

@@ -2,7 +2,7 @@ use axum::body::{Body, to_bytes};
 use axum::http::{Request, header};
 use finmesh_core::aggregate::{Aggregator, AggregatorSettings};
 use finmesh_core::registry::Registry;
-use finmesh_graphql::{SchemaOptions, build_schema};
+use finmesh_graphql::{SchemaOptions, Services, build_schema};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -12,8 +12,13 @@ fn app() -> Router {
     let aggregator = Aggregator::new(Default::default(), AggregatorSettings::default());
     let _: &Registry = aggregator.registry();
     let state = AppState {
-        schema: build_schema(aggregator, SchemaOptions::default()),
+        schema: build_schema(
+            Services::without_store(aggregator),
+            SchemaOptions::default(),
+        ),
         request_timeout: Duration::from_secs(5),
+        auth: Arc::new(crate::auth::FrontendAuth::from_config(&Default::default()).unwrap()),
+        connections: None,
     };
     router(state, true)
 }
