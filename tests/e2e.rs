@@ -11,4 +11,5 @@ mod e2e {
     mod identity;
     mod shutdown;
     mod throttle;
+    mod transfers;
 }

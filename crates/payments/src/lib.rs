@@ -352,7 +352,11 @@ impl Payments {
                 .with_field("idempotencyKey"));
             }
             if created {
-                return self.execute(ctx, &record, &operation).await;
+                match self.execute(ctx, &record, &operation).await? {
+                    Some(transfer) => return Ok(transfer),
+                    // Ambiguous: go round and reconcile (or wait for whoever does).
+                    None => continue,
+                }
             }
             match record.state {
                 IdempotencyState::Succeeded | IdempotencyState::Failed => return replay(&record),
@@ -381,14 +385,14 @@ impl Payments {
         }
     }
 
-    /// Does the operation upstream and records the outcome; on an ambiguous
-    /// outcome, reconciles at once and tries again only if provably not done.
+    /// Does the operation upstream and records the outcome. `None` when the
+    /// outcome is ambiguous: the record is left for reconciliation.
     async fn execute(
         &self,
         ctx: &CallContext,
         record: &IdempotencyRecord,
         operation: &Operation<'_>,
-    ) -> Result<Transfer> {
+    ) -> Result<Option<Transfer>> {
         let provider = operation.provider();
         let outcome = match operation {
             Operation::Create { transfer, .. } => {
@@ -404,30 +408,19 @@ impl Payments {
         match outcome {
             Err(error) if is_ambiguous(&error) => {
                 tracing::warn!(key = %record.key, error = %error, "ambiguous outcome; reconciling before anything else");
+                // Whoever claims it next (this request, or one waiting on the key)
+                // reconciles; everyone else waits for that answer.
                 self.store
                     .finish_idempotent(&record.id, IdempotencyState::Ambiguous, None)
                     .await?;
-                let lease_until = Utc::now() + lease(&self.settings);
-                let now_ambiguous = self
-                    .store
-                    .idempotency_record(&record.principal, &record.key)
-                    .await?
-                    .ok_or_else(|| Error::internal("an idempotency record vanished"))?;
-                if !self
-                    .store
-                    .claim_idempotent(&record.id, now_ambiguous.lease_until, lease_until)
-                    .await?
-                {
-                    return Err(unknown_outcome(error));
-                }
-                self.resume(ctx, &now_ambiguous, operation).await
+                Ok(None)
             }
             // The platform refused before doing anything: the key is free again.
             Err(error) if error.kind == ErrorKind::RateLimited => {
                 self.store.release_idempotent(&record.id).await?;
                 Err(error)
             }
-            outcome => self.finish(record, &outcome).await.and(outcome),
+            outcome => self.finish(record, &outcome).await.and(outcome.map(Some)),
         }
     }
 

@@ -6,12 +6,17 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Format, Toml};
-use finmesh_sandbox::{RunningSandbox, ZonkyConfig, ZonkySandbox};
+use finmesh_sandbox::bongloy::test_keys as bongloy_keys;
+use finmesh_sandbox::{
+    BondoraConfig, BondoraSandbox, BongloyConfig, BongloySandbox, RunningSandbox, ZonkyConfig,
+    ZonkySandbox,
+};
 use finmesh_store::{SecretCipher, Store};
 use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
 
 use crate::config::{self, Config};
-use crate::{EXAMPLE_QUERY, RunningGateway, shutdown_signal, start};
+use crate::{EXAMPLE_QUERY, RunningGateway, shutdown_signal, start, start_on};
 
 /// `finmesh serve --config <file>`: serves until Ctrl-C or SIGTERM.
 pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
@@ -71,20 +76,21 @@ pub async fn sandbox(port: u16) -> anyhow::Result<()> {
 /// `finmesh demo --port <port>`: the simulators on free loopback ports, an
 /// embedded SQLite store in a temporary folder, and the gateway on `port`.
 pub async fn demo(port: u16) -> anyhow::Result<()> {
-    let sandbox = spawn_sandbox(0).await?;
-    let setup = DemoSetup::new()?;
-    let figment = setup.figment(&sandbox.base_url(), port);
-    let config = Config::from_figment(&figment, &crate::factories())?;
-    let gateway = match start(config).await {
-        Ok(gateway) => gateway,
-        Err(error) if error.is_addr_in_use() => bail!(
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let listener = match TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => bail!(
             "port {port} is already in use on 127.0.0.1; choose another with `finmesh demo --port <port>` (or `cargo run --release -- demo --port <port>`)"
         ),
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(error).with_context(|| format!("cannot listen on {addr}")),
     };
-    println!("{}", banner(&gateway, &sandbox, &setup.token("demo-user")?));
+    let demo = Demo::start(listener).await?;
+    println!("{}", demo.banner()?);
+    let Demo {
+        gateway, sandboxes, ..
+    } = demo;
     gateway.run_until(shutdown_signal()).await?;
-    sandbox.shutdown().await?;
+    sandboxes.shutdown().await?;
     Ok(())
 }
 
@@ -96,16 +102,126 @@ async fn spawn_sandbox(port: u16) -> anyhow::Result<RunningSandbox> {
         .with_context(|| format!("cannot start the Zonky simulator on {addr}"))
 }
 
+/// The simulated platforms of the demo.
+pub struct DemoSandboxes {
+    pub zonky: ZonkySandbox,
+    pub bondora: BondoraSandbox,
+    pub bongloy: BongloySandbox,
+    running: Vec<RunningSandbox>,
+}
+
+impl DemoSandboxes {
+    async fn spawn() -> anyhow::Result<Self> {
+        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let zonky = ZonkySandbox::new(ZonkyConfig::default());
+        let bondora = BondoraSandbox::new(BondoraConfig::default());
+        let bongloy = BongloySandbox::new(BongloyConfig::default());
+        let running = vec![
+            zonky
+                .clone()
+                .spawn(loopback)
+                .await
+                .context("cannot start the Zonky simulator")?,
+            bondora
+                .clone()
+                .spawn(loopback)
+                .await
+                .context("cannot start the Bondora simulator")?,
+            bongloy
+                .clone()
+                .spawn(loopback)
+                .await
+                .context("cannot start the Bongloy simulator")?,
+        ];
+        Ok(DemoSandboxes {
+            zonky,
+            bondora,
+            bongloy,
+            running,
+        })
+    }
+
+    fn url(&self, index: usize) -> String {
+        self.running
+            .get(index)
+            .map(RunningSandbox::base_url)
+            .unwrap_or_default()
+    }
+
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        for running in self.running {
+            running.shutdown().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything `finmesh demo` runs, startable on any listener (tests use port 0).
+pub struct Demo {
+    pub gateway: RunningGateway,
+    pub sandboxes: DemoSandboxes,
+    setup: DemoSetup,
+    figment: Figment,
+}
+
+impl Demo {
+    pub async fn start(listener: TcpListener) -> anyhow::Result<Demo> {
+        let port = listener.local_addr()?.port();
+        let sandboxes = DemoSandboxes::spawn().await?;
+        let setup = DemoSetup::new()?;
+        let figment = setup.figment(&sandboxes, port);
+        let config = Config::from_figment(&figment, &crate::factories())?;
+        let gateway = start_on(listener, config).await?;
+        Ok(Demo {
+            gateway,
+            sandboxes,
+            setup,
+            figment,
+        })
+    }
+
+    /// Stops the gateway and starts a new one on the same address, store and
+    /// simulators: what a crash and a restart look like from outside.
+    pub async fn restart_gateway(self) -> anyhow::Result<Demo> {
+        let addr = self.gateway.addr;
+        self.gateway.shutdown().await?;
+        let listener = TcpListener::bind(addr).await?;
+        let config = Config::from_figment(&self.figment, &crate::factories())?;
+        let gateway = start_on(listener, config).await?;
+        Ok(Demo { gateway, ..self })
+    }
+
+    /// A frontend token for `principal`, valid for a day.
+    pub fn token(&self, principal: &str) -> anyhow::Result<String> {
+        self.setup.token(principal)
+    }
+
+    /// Stops the gateway (waiting for requests in flight), then the simulators.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.gateway.shutdown().await?;
+        self.sandboxes.shutdown().await?;
+        Ok(())
+    }
+
+    fn banner(&self) -> anyhow::Result<String> {
+        Ok(banner(
+            &self.gateway,
+            &self.sandboxes,
+            &self.token("demo-user")?,
+        ))
+    }
+}
+
 /// What `demo` makes up on the spot: a store folder, an encryption key and
 /// the secret that signs frontend tokens. All of it dies with the process.
-pub struct DemoSetup {
+struct DemoSetup {
     dir: tempfile::TempDir,
     encryption_key: SecretString,
     signing_secret: SecretString,
 }
 
 impl DemoSetup {
-    pub fn new() -> anyhow::Result<Self> {
+    fn new() -> anyhow::Result<Self> {
         Ok(DemoSetup {
             dir: tempfile::tempdir()
                 .context("cannot create a temporary folder for the demo store")?,
@@ -114,10 +230,14 @@ impl DemoSetup {
         })
     }
 
-    /// The demo's configuration: a Zonky provider at the simulator, with OAuth
-    /// through the simulator's authorize and token endpoints.
-    pub fn figment(&self, zonky_url: &str, port: u16) -> Figment {
+    /// The demo's configuration: Zonky with OAuth through the simulator's
+    /// authorize and token endpoints, and Bongloy with the simulator's test
+    /// partner key, used by every demo user.
+    fn figment(&self, sandboxes: &DemoSandboxes, port: u16) -> Figment {
         let store = Store::sqlite_url(&self.dir.path().join("finmesh.db"));
+        let (zonky_url, bondora_url, bongloy_url) =
+            (sandboxes.url(0), sandboxes.url(1), sandboxes.url(2));
+        let bondora_oauth = BondoraConfig::default_oauth();
         Figment::from(Toml::string(&format!(
             r#"
             [server]
@@ -136,14 +256,39 @@ impl DemoSetup {
             redirect_uri = "http://127.0.0.1:{port}/connect/zonky/callback"
             authorize_url = "{zonky_url}/oauth/authorize"
             token_url = "{zonky_url}/oauth/token"
-            "#
+
+            [providers.bondora]
+            kind = "bondora"
+            base_url = "{bondora_url}"
+
+            [providers.bondora.oauth]
+            client_id = "{bondora_client}"
+            client_secret = "{bondora_secret}"
+            redirect_uri = "http://127.0.0.1:{port}/connect/bondora/callback"
+            authorize_url = "{bondora_url}/oauth/authorize"
+            token_url = "{bondora_url}/oauth/access_token"
+
+            [providers.bongloy]
+            kind = "bongloy"
+            base_url = "{bongloy_url}"
+            default_tenant = "demo"
+            "#,
+            bondora_client = bondora_oauth.client_id,
+            bondora_secret = bondora_oauth.client_secret,
         )))
         .merge(("secrets.keys.demo", self.encryption_key.expose_secret()))
         .merge(("auth.hs256_secret", self.signing_secret.expose_secret()))
+        .merge((
+            "providers.bongloy.credentials.demo.api_token",
+            bongloy_keys::PARTNER_API_TOKEN,
+        ))
+        .merge((
+            "providers.bongloy.credentials.demo.private_key",
+            bongloy_keys::PARTNER_PRIVATE_KEY_PEM,
+        ))
     }
 
-    /// A frontend token for `principal`, valid for a day.
-    pub fn token(&self, principal: &str) -> anyhow::Result<String> {
+    fn token(&self, principal: &str) -> anyhow::Result<String> {
         let claims = serde_json::json!({
             "sub": principal,
             "exp": chrono::Utc::now().timestamp() + 86_400,
@@ -164,16 +309,18 @@ fn random_secret() -> SecretString {
     SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn banner(gateway: &RunningGateway, sandbox: &RunningSandbox, token: &str) -> String {
+fn banner(gateway: &RunningGateway, sandboxes: &DemoSandboxes, token: &str) -> String {
     let url = gateway.url();
     let body = serde_json::json!({ "query": EXAMPLE_QUERY });
     format!(
         "\
-finmesh demo is running, with a simulated Zonky marketplace.
+finmesh demo is running, with simulated Zonky, Bondora and Bongloy platforms.
 
-  GraphiQL         {url}/
-  GraphQL          {url}/graphql
-  Zonky simulator  {sandbox}
+  GraphiQL           {url}/
+  GraphQL            {url}/graphql
+  Zonky simulator    {zonky}
+  Bondora simulator  {bondora}
+  Bongloy simulator  {bongloy}
 
 Open GraphiQL and try:
 
@@ -193,6 +340,8 @@ open the authorizeUrl in a browser, and ask for
   {{ me {{ connections {{ provider status }} }} portfolio {{ provider currency investments principalOutstanding }} }}
 
 Press Ctrl-C to stop.",
-        sandbox = sandbox.base_url(),
+        zonky = sandboxes.url(0),
+        bondora = sandboxes.url(1),
+        bongloy = sandboxes.url(2),
     )
 }

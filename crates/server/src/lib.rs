@@ -32,6 +32,7 @@ use crate::http::AppState;
 pub fn factories() -> Vec<Arc<dyn ProviderFactory>> {
     vec![
         Arc::new(finmesh_zonky::ZonkyFactory),
+        Arc::new(finmesh_bondora::BondoraFactory),
         Arc::new(finmesh_bongloy::BongloyFactory),
     ]
 }
