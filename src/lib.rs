@@ -124,6 +124,11 @@ impl Stack {
             .unwrap_or_else(|| panic!("no simulator for provider {id}"))
     }
 
+    /// The running gateway, e.g. to inspect its response cache.
+    pub fn gateway(&self) -> &RunningGateway {
+        &self.gateway
+    }
+
     /// `http://<gateway address>`.
     pub fn url(&self) -> String {
         self.gateway.url()
@@ -152,41 +157,14 @@ impl Stack {
         response.json().await.unwrap()
     }
 
-    /// Runs the OAuth connect flow over HTTP as a browser would: the gateway's
-    /// redirect to the platform, the platform's approval as `sandbox_user`,
-    /// and the callback. Returns the callback's response.
+    /// Runs the OAuth connect flow over HTTP as a browser would; see [`connect`].
     pub async fn connect(
         &self,
         token: &str,
         provider: &str,
         sandbox_user: &str,
     ) -> reqwest::Response {
-        let browser = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let start = browser
-            .get(format!("{}/connect/{provider}", self.url()))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            start.status(),
-            303,
-            "{}",
-            start.text().await.unwrap_or_default()
-        );
-        let authorize = location(&start);
-        let approve = browser
-            .get(format!("{authorize}&sandbox_user={sandbox_user}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(approve.status(), 302, "the platform did not redirect back");
-        let callback = location(&approve);
-        assert!(callback.starts_with(&self.url()), "{callback}");
-        browser.get(callback).send().await.unwrap()
+        connect(&self.url(), token, provider, sandbox_user).await
     }
 
     /// Stops the gateway (waiting for requests in flight) and the simulators.
@@ -212,6 +190,89 @@ pub fn token(principal: &str) -> String {
         &jsonwebtoken::EncodingKey::from_secret(SIGNING_SECRET.as_bytes()),
     )
     .unwrap()
+}
+
+/// Runs the OAuth connect flow of the gateway at `gateway_url` over HTTP as a
+/// browser would: the gateway's redirect to the platform, the platform's
+/// approval as `sandbox_user`, and the callback. Returns the callback's response.
+pub async fn connect(
+    gateway_url: &str,
+    token: &str,
+    provider: &str,
+    sandbox_user: &str,
+) -> reqwest::Response {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = browser
+        .get(format!("{gateway_url}/connect/{provider}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        start.status(),
+        303,
+        "{}",
+        start.text().await.unwrap_or_default()
+    );
+    let authorize = location(&start);
+    let approve = browser
+        .get(format!("{authorize}&sandbox_user={sandbox_user}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approve.status(), 302, "the platform did not redirect back");
+    let callback = location(&approve);
+    assert!(callback.starts_with(gateway_url), "{callback}");
+    browser.get(callback).send().await.unwrap()
+}
+
+/// POSTs a GraphQL request to the gateway at `gateway_url`, with
+/// `Authorization: Bearer <token>` when given; the whole response body.
+pub async fn graphql_at(
+    gateway_url: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let mut request = reqwest::Client::new()
+        .post(format!("{gateway_url}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success(), "HTTP {}", response.status());
+    response.json().await.unwrap()
+}
+
+/// GraphQL operations the end-to-end flows share.
+pub mod operations {
+    use serde_json::{Value, json};
+
+    /// The principal's investments, a page after `$after`.
+    pub const INVESTMENTS: &str = "query($after: String) { investments(first: 100, after: $after) {
+    totalCount edges { node { id principalTotal { amount currency } principalUnpaid { amount } } }
+    pageInfo { hasNextPage endCursor } } }";
+
+    /// The principal's portfolio, per provider and currency.
+    pub const PORTFOLIO: &str = "{ portfolio { provider currency investments principalOutstanding
+    principalRepaid interestRepaid interestOutstanding } }";
+
+    /// Creates a transfer: `$input` ([`transfer_input`]) under idempotency key `$key`.
+    pub const CREATE_TRANSFER: &str = "mutation($input: CreateTransferInput!, $key: String!) {
+    createTransfer(input: $input, idempotencyKey: $key) { id status amount { amount currency } metadata } }";
+
+    /// Confirms transfer `$id` under idempotency key `$key`.
+    pub const CONFIRM_TRANSFER: &str = "mutation($id: ID!, $key: String!) { confirmTransfer(id: $id, idempotencyKey: $key) { id status confirmedAt } }";
+
+    /// A Bongloy transfer of `amount` USD to `destination`, with metadata.
+    pub fn transfer_input(amount: &str, destination: &str) -> Value {
+        json!({"provider": "bongloy", "amount": {"amount": amount, "currency": "USD"},
+               "destinationAccount": destination, "metadata": {"order": "A-17"}})
+    }
 }
 
 fn location(response: &reqwest::Response) -> String {

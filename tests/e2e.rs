@@ -6,10 +6,21 @@
 
 mod e2e {
     mod acceptance;
+    mod authorization;
     mod bad_input;
+    mod browser;
+    mod cache;
+    mod deploy;
     mod faults;
+    mod hardening;
+    mod hostile;
     mod identity;
+    mod ops;
+    mod resilience;
+    mod secrets;
+    mod shared_throttle;
     mod shutdown;
     mod throttle;
     mod transfers;
+    mod webhooks;
 }

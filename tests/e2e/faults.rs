@@ -20,7 +20,8 @@ async fn a_failing_platform_is_listed_and_the_others_answer() {
     // Two Zonky accounts: `flaky` gets the faults, `steady` keeps answering.
     let stack = Stack::start(
         vec![("flaky", small(1)), ("steady", small(2))],
-        "[gateway]\nupstream_timeout_ms = 400\n",
+        // Every query must reach the platforms: no answer from the cache.
+        "[gateway]\nupstream_timeout_ms = 400\n[cache]\nttl_public_ms = 0\nstale_if_error_ms = 0\n",
     )
     .await;
     let faults = [

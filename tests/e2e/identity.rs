@@ -4,19 +4,13 @@
 
 use std::collections::HashSet;
 
+use finmesh_e2e::operations::{INVESTMENTS, PORTFOLIO};
 use finmesh_e2e::{Stack, error_extensions, token};
 use finmesh_sandbox::ZonkyConfig;
 use finmesh_store::testing::test_databases;
 use finmesh_store::{SecretCipher, Store};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-
-const INVESTMENTS: &str = "query($after: String) { investments(first: 100, after: $after) {
-    totalCount edges { node { id principalTotal { amount currency } principalUnpaid { amount } } }
-    pageInfo { hasNextPage endCursor } } }";
-
-const PORTFOLIO: &str = "{ portfolio { provider currency investments principalOutstanding
-    principalRepaid interestRepaid interestOutstanding } }";
 
 fn decimal(value: &Value) -> Decimal {
     match value {

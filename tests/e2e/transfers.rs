@@ -5,6 +5,9 @@
 
 use std::collections::HashSet;
 
+use finmesh_e2e::operations::{
+    CONFIRM_TRANSFER as CONFIRM, CREATE_TRANSFER as CREATE, transfer_input as input,
+};
 use finmesh_sandbox::FaultKind;
 use finmesh_sandbox::Faults;
 use finmesh_sandbox::bongloy::defaults::{
@@ -14,10 +17,6 @@ use finmesh_server::commands::Demo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-const CREATE: &str = "mutation($input: CreateTransferInput!, $key: String!) {
-    createTransfer(input: $input, idempotencyKey: $key) { id status amount { amount currency } metadata } }";
-const CONFIRM: &str = "mutation($id: ID!, $key: String!) { confirmTransfer(id: $id, idempotencyKey: $key) { id status confirmedAt } }";
-
 async fn demo() -> Demo {
     Demo::start(TcpListener::bind("127.0.0.1:0").await.unwrap())
         .await
@@ -25,21 +24,7 @@ async fn demo() -> Demo {
 }
 
 async fn graphql(demo: &Demo, token: &str, query: &str, variables: Value) -> Value {
-    reqwest::Client::new()
-        .post(format!("{}/graphql", demo.gateway.url()))
-        .bearer_auth(token)
-        .json(&json!({"query": query, "variables": variables}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-fn input(amount: &str, destination: &str) -> Value {
-    json!({"provider": "bongloy", "amount": {"amount": amount, "currency": "USD"},
-           "destinationAccount": destination, "metadata": {"order": "A-17"}})
+    finmesh_e2e::graphql_at(&demo.gateway.url(), Some(token), query, variables).await
 }
 
 fn code(response: &Value) -> (String, String) {

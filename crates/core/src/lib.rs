@@ -4,6 +4,8 @@
 
 pub mod aggregate;
 pub mod auth;
+pub mod cache;
+pub mod changes;
 pub mod error;
 pub mod id;
 pub mod model;
@@ -12,9 +14,13 @@ pub mod oauth;
 pub mod paging;
 pub mod provider;
 pub mod query;
+pub mod redact;
 pub mod registry;
+pub mod resilience;
+pub mod telemetry;
 pub mod time;
 pub mod upstream;
+pub mod webhook;
 
 pub use auth::{AccessToken, Principal, TokenSource};
 pub use error::{Error, ErrorKind, Result};

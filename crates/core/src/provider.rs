@@ -58,6 +58,10 @@ pub struct Capabilities {
     pub offers: Option<ListCapabilities<OfferFilterField, OfferOrderField>>,
     /// `None` when the provider cannot move money.
     pub transfers: Option<TransferCapabilities>,
+    /// Every call needs a signed-in principal, public listings included
+    /// (Bondora answers nothing without a user's token). Anonymous callers
+    /// then skip this provider unless they name it.
+    pub requires_principal: bool,
 }
 
 /// What a payment provider accepts.
@@ -132,6 +136,12 @@ pub trait Provider: Send + Sync + 'static {
 
     /// How users link their account, for platforms that use OAuth.
     fn oauth(&self) -> Option<&OAuthClient> {
+        None
+    }
+
+    /// How the platform's webhook calls are authenticated and read, for
+    /// providers configured to receive them (`POST /webhooks/{id}`).
+    fn webhooks(&self) -> Option<&dyn crate::webhook::WebhookReceiver> {
         None
     }
 

@@ -10,6 +10,7 @@ use crate::auth::TokenSource;
 use crate::error::{Error, Result};
 use crate::id::ProviderId;
 use crate::provider::Provider;
+use crate::resilience::Resilience;
 use crate::upstream::Throttle;
 
 /// What every adapter gets from the gateway when it is built.
@@ -21,6 +22,9 @@ pub struct FactoryContext {
     pub request_timeout: Duration,
     /// The throttle backend shared by every provider (local or Redis).
     pub throttle: Arc<dyn Throttle>,
+    /// Retry settings and the providers' circuit breakers; adapters pass the
+    /// context to [`Upstream::from_context`](crate::upstream::Upstream::from_context).
+    pub resilience: Resilience,
     /// Where adapters get users' access tokens.
     pub tokens: Arc<dyn TokenSource>,
 }

@@ -73,7 +73,7 @@ fn has_code(error: &ServerError) -> bool {
         .is_some_and(|values| values.get("code").is_some())
 }
 
-fn with_code(mut error: ServerError, code: &str) -> ServerError {
+pub(crate) fn with_code(mut error: ServerError, code: &str) -> ServerError {
     if !has_code(&error) {
         error
             .extensions

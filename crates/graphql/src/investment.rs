@@ -46,6 +46,7 @@ impl Investment {
 
     /// The loan, looked up at the platform when selected. A failed lookup is
     /// an error on this field only.
+    #[graphql(complexity = "crate::limits::LOOKUP_COST + child_complexity")]
     async fn loan(&self, ctx: &Context<'_>) -> Option<Loan> {
         loan_of(ctx, self.0.loan_id.as_ref()).await
     }

@@ -11,6 +11,7 @@
 //! each provider's failure in `errors` with `extensions.provider`; a nullable
 //! field that fails is null with its error.
 
+mod cache;
 mod connection;
 mod date;
 mod decimal;
@@ -19,14 +20,17 @@ pub mod error;
 mod input;
 mod investment;
 mod json;
+pub mod limits;
 mod loan;
 mod me;
 mod money;
 mod mutation;
 mod offer;
+pub mod persisted;
 mod provider;
 mod query;
 mod status;
+mod telemetry;
 mod transfer;
 
 use std::time::Duration;
@@ -37,7 +41,9 @@ use finmesh_identity::Connections;
 use finmesh_payments::Payments;
 
 use crate::error::ErrorCodes;
+pub use crate::limits::QueryLimits;
 use crate::mutation::MutationRoot;
+pub use crate::persisted::{AllowList, PersistedQueries, request_extensions};
 use crate::query::QueryRoot;
 
 /// The executable schema.
@@ -75,20 +81,21 @@ pub struct SchemaOptions {
     /// How long a request may take when the caller did not put a
     /// [`CallContext`](finmesh_core::CallContext) into the request data.
     pub request_timeout: Duration,
+    /// Depth, complexity, aliases, root fields and introspection per request.
+    pub limits: QueryLimits,
+    /// Apollo persisted queries: automatic, an allow-list, or off.
+    pub persisted: PersistedQueries,
 }
 
 impl Default for SchemaOptions {
     fn default() -> Self {
         SchemaOptions {
             request_timeout: Duration::from_secs(10),
+            limits: QueryLimits::default(),
+            persisted: PersistedQueries::default(),
         }
     }
 }
-
-/// Nested selections deeper than this are refused. Our own types nest only a few
-/// levels; the limit leaves room for GraphiQL's introspection query and stops
-/// pathological ones.
-const MAX_DEPTH: usize = 24;
 
 /// The schema answering from `services`.
 ///
@@ -101,7 +108,17 @@ pub fn build_schema(services: Services, options: SchemaOptions) -> FinmeshSchema
         connections,
         payments,
     } = services;
-    let mut builder = builder().data(aggregator).data(options);
+    let limits = std::sync::Arc::new(options.limits.clone());
+    // Persisted queries first: they give the query the limits then measure.
+    let mut builder = builder()
+        .extension(persisted::Persisted(options.persisted.clone()))
+        .extension(limits::Limits(limits.clone()))
+        .limit_recursive_depth(limits.max_nesting())
+        .data(aggregator)
+        .data(options);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
     if let Some(connections) = connections {
         builder = builder.data(connections);
     }
@@ -128,7 +145,8 @@ pub fn variables(json: &serde_json::Value) -> Variables {
 fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .extension(ErrorCodes)
-        .limit_depth(MAX_DEPTH)
+        .extension(cache::CacheExtensions)
+        .extension(telemetry::Telemetry)
 }
 
 #[cfg(test)]

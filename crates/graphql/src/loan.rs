@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use finmesh_core::GlobalId;
 use finmesh_core::model;
 
+use crate::cache::load_loan;
 use crate::decimal::Decimal;
-use crate::env::{before_deadline, or_null, request_env};
-use crate::error::graphql_error;
+use crate::env::or_null;
 use crate::json::Json;
 use crate::money::Money;
 
@@ -60,11 +60,7 @@ pub(crate) async fn loan_of(ctx: &Context<'_>, id: Option<&GlobalId>) -> Option<
         let Some(id) = id else {
             return Ok(None);
         };
-        let (aggregator, call) = request_env(ctx)?;
-        let loan = before_deadline(&call, aggregator.loan(&call, id))
-            .await
-            .map_err(graphql_error)?;
-        Ok(Some(Loan(loan)))
+        Ok(Some(Loan(load_loan(ctx, id).await?)))
     };
     or_null(ctx, lookup.await)
 }

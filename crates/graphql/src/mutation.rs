@@ -3,7 +3,8 @@
 //! gateway with a store (`NOT_SUPPORTED` otherwise).
 
 use async_graphql::{Context, ID, Object, Result};
-use finmesh_core::Error;
+use finmesh_core::cache::Scope;
+use finmesh_core::{Error, ProviderId};
 use finmesh_identity::Connections;
 use finmesh_payments::Payments;
 
@@ -55,13 +56,18 @@ impl MutationRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The provider instance id, e.g. `zonky`.")] provider: String,
     ) -> Result<bool> {
-        let (_, call) = request_env(ctx)?;
+        let (aggregator, call) = request_env(ctx)?;
         let principal = signed_in(&call, "disconnect a platform account")?;
         let connections = service::<Connections>(ctx, CONNECTING)?;
-        connections
+        let disconnected = connections
             .disconnect(principal, &provider)
             .await
-            .map_err(graphql_error)
+            .map_err(graphql_error)?;
+        // Nothing read through the account outlives its link in the cache.
+        if let Ok(id) = ProviderId::new(&provider) {
+            aggregator.invalidate_principal(&id, principal, Scope::All);
+        }
+        Ok(disconnected)
     }
 
     /// Creates a pending transfer; no money moves until `confirmTransfer`.

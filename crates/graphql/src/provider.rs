@@ -168,6 +168,32 @@ enum HealthStatus {
     Down,
 }
 
+/// The provider's circuit breaker.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "finmesh_core::resilience::CircuitState")]
+enum CircuitState {
+    /// Calls go through.
+    Closed,
+    /// After repeated failures, calls are refused at once (`UPSTREAM_UNAVAILABLE`)
+    /// without reaching the platform.
+    Open,
+    /// The next call probes the platform; its outcome closes or reopens the circuit.
+    HalfOpen,
+}
+
+/// Where the gateway keeps the platform's rate-limit budget.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "finmesh_core::upstream::ThrottleBackend")]
+enum ThrottleBackend {
+    /// In this gateway process.
+    Local,
+    /// In Redis, shared by every gateway replica.
+    Redis,
+    /// Redis is unreachable: this replica uses a conservative share of the
+    /// budget until it is back.
+    LocalFallback,
+}
+
 /// What the gateway saw of the provider's recent calls.
 #[derive(SimpleObject)]
 #[graphql(name = "ProviderHealth")]
@@ -176,6 +202,8 @@ struct Health {
     last_success_at: Option<DateTime<Utc>>,
     last_failure_at: Option<DateTime<Utc>>,
     last_error: Option<ProviderError>,
+    circuit: CircuitState,
+    throttle: ThrottleBackend,
 }
 
 /// An error as a provider call returned it.
@@ -196,6 +224,8 @@ impl From<ProviderHealth> for Health {
                 code: kind.code().to_string(),
                 message,
             }),
+            circuit: health.circuit.into(),
+            throttle: health.throttle.into(),
         }
     }
 }

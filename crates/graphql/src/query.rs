@@ -5,6 +5,7 @@ use finmesh_core::aggregate::{ListArgs, Page};
 use finmesh_core::query::OrderKey;
 use finmesh_core::{EntityKind, Error, GlobalId, ProviderId};
 
+use crate::cache::{load_loan, record};
 use crate::connection::{
     InvestmentConnection, LoanConnection, OfferConnection, TransferConnection,
 };
@@ -38,6 +39,9 @@ impl QueryRoot {
     /// Marketplace loans across providers, newest first unless `orderBy` says
     /// otherwise. When some providers fail, the others' loans are returned and
     /// each failure is listed in `errors` with `extensions.provider`.
+    #[graphql(
+        complexity = "crate::limits::page_cost(__ctx, __variables_definition, __field, child_complexity)"
+    )]
     async fn loans(
         &self,
         ctx: &Context<'_>,
@@ -66,12 +70,8 @@ impl QueryRoot {
     /// One loan by its global id; null with a `NOT_FOUND` error when there is none.
     async fn loan(&self, ctx: &Context<'_>, id: ID) -> Option<Loan> {
         let loan = async {
-            let (aggregator, call) = request_env(ctx)?;
             let id = GlobalId::parse_as(&id, EntityKind::Loan).map_err(graphql_error)?;
-            let loan = before_deadline(&call, aggregator.loan(&call, &id))
-                .await
-                .map_err(graphql_error)?;
-            Ok(Some(Loan(loan)))
+            Ok(Some(Loan(load_loan(ctx, &id).await?)))
         };
         or_null(ctx, loan.await)
     }
@@ -80,6 +80,9 @@ impl QueryRoot {
     /// newest purchase first unless `orderBy` says otherwise. A provider that
     /// fails, or that the user has not connected (`NOT_CONNECTED`), is listed
     /// in `errors` beside the others' investments.
+    #[graphql(
+        complexity = "crate::limits::page_cost(__ctx, __variables_definition, __field, child_complexity)"
+    )]
     async fn investments(
         &self,
         ctx: &Context<'_>,
@@ -118,7 +121,8 @@ impl QueryRoot {
             let investment = before_deadline(&call, aggregator.investment(&call, &id))
                 .await
                 .map_err(graphql_error)?;
-            Ok(Some(Investment(investment)))
+            record(ctx, &investment.cache);
+            Ok(Some(Investment(investment.value)))
         };
         or_null(ctx, investment.await)
     }
@@ -132,10 +136,11 @@ impl QueryRoot {
     ) -> Result<Vec<PortfolioEntry>> {
         let (aggregator, call) = request_env(ctx)?;
         signed_in(&call, "see your portfolio")?;
-        let (summaries, mut errors) =
-            before_deadline(&call, aggregator.portfolio(&call, providers.as_deref()))
-                .await
-                .map_err(graphql_error)?;
+        let portfolio = before_deadline(&call, aggregator.portfolio(&call, providers.as_deref()))
+            .await
+            .map_err(graphql_error)?;
+        record(ctx, &portfolio.cache);
+        let (summaries, mut errors) = portfolio.value;
         // Providers asked for by name that keep no investments, as `investments` says.
         for name in providers.iter().flatten() {
             if let Ok(id) = ProviderId::new(name)
@@ -152,6 +157,9 @@ impl QueryRoot {
     /// Loan parts for sale on the providers' secondary markets, newest listing
     /// first unless `orderBy` says otherwise. When some providers fail, the
     /// others' offers are returned and each failure is listed in `errors`.
+    #[graphql(
+        complexity = "crate::limits::page_cost(__ctx, __variables_definition, __field, child_complexity)"
+    )]
     async fn secondary_market(
         &self,
         ctx: &Context<'_>,
@@ -180,6 +188,9 @@ impl QueryRoot {
     /// The signed-in user's transfers across payment providers, newest first
     /// unless `orderBy` says otherwise. When some providers fail, the others'
     /// transfers are returned and each failure is listed in `errors`.
+    #[graphql(
+        complexity = "crate::limits::page_cost(__ctx, __variables_definition, __field, child_complexity)"
+    )]
     async fn transfers(
         &self,
         ctx: &Context<'_>,
@@ -216,7 +227,8 @@ impl QueryRoot {
             let transfer = before_deadline(&call, aggregator.transfer(&call, &id))
                 .await
                 .map_err(graphql_error)?;
-            Ok(Some(Transfer(transfer)))
+            record(ctx, &transfer.cache);
+            Ok(Some(Transfer(transfer.value)))
         };
         or_null(ctx, transfer.await)
     }
@@ -258,5 +270,6 @@ fn list_args<F: Default, O>(
 /// The page as a connection, its per-provider failures listed beside it.
 fn connection<T, C: From<Page<T>>>(ctx: &Context<'_>, page: Page<T>) -> C {
     report(ctx, &page.errors);
+    record(ctx, &page.cache);
     C::from(page)
 }

@@ -18,10 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use finmesh_core::aggregate::Aggregator;
+use finmesh_core::cache::Scope;
 use finmesh_core::model::{NewTransfer, Transfer, TransferStatus};
 use finmesh_core::provider::TransferRequest;
 use finmesh_core::query::{Bounds, TransferFilter};
-use finmesh_core::registry::Registry;
+use finmesh_core::telemetry;
 use finmesh_core::{
     CallContext, EntityKind, Error, ErrorKind, GlobalId, Principal, Provider, ProviderId, Result,
 };
@@ -63,7 +65,8 @@ impl Default for PaymentSettings {
 #[derive(Clone)]
 pub struct Payments {
     store: Store,
-    registry: Arc<Registry>,
+    /// The providers, and the cache every write invalidates.
+    aggregator: Aggregator,
     settings: PaymentSettings,
 }
 
@@ -166,11 +169,20 @@ impl RecordedError {
 }
 
 impl Payments {
-    pub fn new(store: Store, registry: Arc<Registry>, settings: PaymentSettings) -> Self {
+    pub fn new(store: Store, aggregator: Aggregator, settings: PaymentSettings) -> Self {
         Payments {
             store,
-            registry,
+            aggregator,
             settings,
+        }
+    }
+
+    /// Drops the principal's cached transfers at `provider`, whatever a
+    /// write's outcome (an ambiguous one may have changed them too).
+    fn changed(&self, ctx: &CallContext, provider: &ProviderId) {
+        if let Some(principal) = &ctx.principal {
+            self.aggregator
+                .invalidate_principal(provider, principal, Scope::Transfers);
         }
     }
 
@@ -183,7 +195,7 @@ impl Payments {
         key: &str,
     ) -> Result<Transfer> {
         let principal = principal(ctx)?;
-        let provider = self.registry.get(provider)?;
+        let provider = self.aggregator.registry().get(provider)?;
         if transfer.metadata.contains_key(IDEMPOTENCY_METADATA_KEY) {
             return Err(Error::invalid_input(
                 "input.metadata",
@@ -192,16 +204,21 @@ impl Payments {
                 ),
             ));
         }
-        provider
-            .validate_transfer(transfer)
-            .map_err(|e| e.with_provider(provider.id()))?;
-        self.once(
-            ctx,
-            principal,
-            key,
-            Operation::Create { provider, transfer },
-        )
-        .await
+        let outcome = match provider.validate_transfer(transfer) {
+            Ok(()) => {
+                self.once(
+                    ctx,
+                    principal,
+                    key,
+                    Operation::Create { provider, transfer },
+                )
+                .await
+            }
+            Err(error) => Err(error.with_provider(provider.id())),
+        };
+        telemetry::record_transfer(provider.id().as_str(), "create", &outcome);
+        self.changed(ctx, provider.id());
+        outcome
     }
 
     /// Confirms a pending transfer, once per (principal, key).
@@ -213,8 +230,12 @@ impl Payments {
     ) -> Result<Transfer> {
         let principal = principal(ctx)?;
         let provider = self.provider_for(id)?;
-        self.once(ctx, principal, key, Operation::Confirm { provider, id })
-            .await
+        let outcome = self
+            .once(ctx, principal, key, Operation::Confirm { provider, id })
+            .await;
+        telemetry::record_transfer(provider.id().as_str(), "confirm", &outcome);
+        self.changed(ctx, provider.id());
+        outcome
     }
 
     /// Replaces a transfer's metadata (idempotent by nature), keeping the
@@ -247,6 +268,7 @@ impl Payments {
             .update_transfer_metadata(ctx, id.native(), &metadata)
             .await
             .map_err(|e| e.with_provider(provider.id()));
+        self.changed(ctx, provider.id());
         self.audit(
             principal,
             "updateTransferMetadata",
@@ -266,7 +288,7 @@ impl Payments {
             let Ok(provider_id) = ProviderId::new(&record.provider) else {
                 continue;
             };
-            let Ok(provider) = self.registry.get(&provider_id) else {
+            let Ok(provider) = self.aggregator.registry().get(&provider_id) else {
                 tracing::warn!(provider = %record.provider, "an open idempotency record names a provider no longer configured");
                 continue;
             };
@@ -318,7 +340,8 @@ impl Payments {
                 format!("{id} is not a transfer id"),
             ));
         }
-        self.registry
+        self.aggregator
+            .registry()
             .get(id.provider())
             .map_err(|_| Error::not_found(format!("transfer {id}")))
     }

@@ -36,6 +36,7 @@ pub mod bongloy;
 pub mod bucket;
 mod control;
 pub mod faults;
+mod link;
 pub mod oauth;
 mod server;
 pub mod stats;
@@ -46,6 +47,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 pub use bondora::{BondoraConfig, BondoraSandbox};
 pub use bongloy::{BongloyConfig, BongloySandbox};
 pub use faults::{FaultKind, Faults, InvalidFaults, RateLimitBurst};
+pub use link::TcpLink;
 pub use oauth::{
     Access, ClientAuth, OAuthConfig, OAuthServer, TokenProblem, TokenResponse, TokenStats,
 };

@@ -41,6 +41,10 @@ pub struct AuthConfig {
     /// A JWKS document (as an identity provider publishes it), saved to a file.
     #[serde(default)]
     pub jwks_file: Option<PathBuf>,
+    /// The claim naming the principal's tenant, for providers whose platform
+    /// credentials belong to tenants (Bongloy).
+    #[serde(default)]
+    pub tenant_claim: Option<String>,
 }
 
 fn default_leeway() -> u64 {
@@ -75,6 +79,7 @@ pub struct FrontendAuth {
     audience: Option<String>,
     leeway: u64,
     required: bool,
+    tenant_claim: Option<String>,
 }
 
 /// Why a token was refused; shown to the caller (never the token itself).
@@ -104,10 +109,8 @@ pub enum AuthError {
     NoSubject,
 }
 
-#[derive(Deserialize)]
-struct Claims {
-    sub: Option<String>,
-}
+/// The claims the gateway reads; the tenant claim's name is configurable.
+type Claims = serde_json::Map<String, serde_json::Value>;
 
 impl FrontendAuth {
     /// Reads every configured key; each problem names its key.
@@ -184,6 +187,7 @@ impl FrontendAuth {
             audience: config.audience.clone(),
             leeway: config.leeway_secs,
             required: config.required,
+            tenant_claim: config.tenant_claim.clone(),
         })
     }
 
@@ -199,6 +203,7 @@ impl FrontendAuth {
             audience: None,
             leeway: default_leeway(),
             required: false,
+            tenant_claim: None,
         }
     }
 
@@ -254,16 +259,30 @@ impl FrontendAuth {
         let mut last = AuthError::BadSignature;
         for candidate in candidates {
             match decode::<Claims>(token, &candidate.key, &validation) {
-                Ok(data) => {
-                    return match data.claims.sub {
-                        Some(sub) if !sub.is_empty() && sub.len() <= 256 => Ok(Principal::new(sub)),
-                        _ => Err(AuthError::NoSubject),
-                    };
-                }
+                Ok(data) => return self.principal_from(&data.claims),
                 Err(e) => last = classify(e.kind()),
             }
         }
         Err(last)
+    }
+}
+
+impl FrontendAuth {
+    fn principal_from(&self, claims: &Claims) -> Result<Principal, AuthError> {
+        let principal = match claims.get("sub").and_then(|s| s.as_str()) {
+            Some(sub) if !sub.is_empty() && sub.len() <= 256 => Principal::new(sub),
+            _ => return Err(AuthError::NoSubject),
+        };
+        let tenant = self
+            .tenant_claim
+            .as_deref()
+            .and_then(|name| claims.get(name))
+            .and_then(|t| t.as_str())
+            .filter(|t| !t.is_empty() && t.len() <= 128);
+        Ok(match tenant {
+            Some(tenant) => principal.with_tenant(tenant),
+            None => principal,
+        })
     }
 }
 
@@ -392,6 +411,26 @@ mod tests {
             AuthError::NotBearer
         );
         assert_eq!(auth.principal(None).unwrap(), None);
+    }
+
+    #[test]
+    fn the_configured_tenant_claim_names_the_principals_tenant() {
+        let config = AuthConfig {
+            hs256_secret: Some(SecretString::from(SECRET)),
+            tenant_claim: Some("org".into()),
+            ..Default::default()
+        };
+        let auth = FrontendAuth::from_config(&config).unwrap();
+        let mut claims = claims(60);
+        claims["org"] = json!("acme");
+        let t = token(Header::new(Algorithm::HS256), claims, SECRET);
+        assert_eq!(auth.verify(&t).unwrap().tenant(), Some("acme"));
+        let plain = token(
+            Header::new(Algorithm::HS256),
+            json!({"sub": "bob", "exp": now() + 60}),
+            SECRET,
+        );
+        assert_eq!(auth.verify(&plain).unwrap().tenant(), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What each `finmesh` subcommand does.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -22,9 +22,33 @@ use crate::{EXAMPLE_QUERY, RunningGateway, shutdown_signal, start, start_on};
 pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
     let figment = config::figment(config_path)?;
     let config = Config::from_figment(&figment, &crate::factories())?;
+    let _telemetry = crate::telemetry::init(&config.log, &config.otlp)?;
     let gateway = start(config).await?;
     gateway.run_until(shutdown_signal()).await?;
     Ok(())
+}
+
+/// `finmesh check-config --config <file>`: every problem on stdout, one per
+/// line as `key: message`; an error (so a non-zero exit) when there is any.
+pub fn check_config(config_path: &Path) -> anyhow::Result<()> {
+    let checked = config::figment(config_path)
+        .and_then(|figment| Config::from_figment(&figment, &crate::factories()));
+    match checked {
+        Ok(_) => {
+            println!("{}: configuration is valid", config_path.display());
+            Ok(())
+        }
+        Err(error) => {
+            for problem in &error.problems {
+                println!("{}: {}", problem.key, problem.message);
+            }
+            bail!(
+                "{} has {} configuration problem(s)",
+                config_path.display(),
+                error.problems.len()
+            )
+        }
+    }
 }
 
 /// `finmesh migrate --config <file>`: applies the store's migrations.
@@ -60,9 +84,10 @@ pub fn schema() -> String {
     finmesh_graphql::sdl()
 }
 
-/// `finmesh sandbox --port <port>`: the Zonky simulator alone, on loopback.
-pub async fn sandbox(port: u16) -> anyhow::Result<()> {
-    let sandbox = spawn_sandbox(port).await?;
+/// `finmesh sandbox --port <port> [--host <ip>]`: the Zonky simulator alone,
+/// on loopback unless told otherwise (containers need `0.0.0.0`).
+pub async fn sandbox(host: IpAddr, port: u16) -> anyhow::Result<()> {
+    let sandbox = spawn_sandbox(SocketAddr::new(host, port)).await?;
     println!("Zonky simulator listening at {}", sandbox.base_url());
     println!(
         "Point a gateway at it with `base_url = \"{}\"`.",
@@ -94,8 +119,7 @@ pub async fn demo(port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn spawn_sandbox(port: u16) -> anyhow::Result<RunningSandbox> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+async fn spawn_sandbox(addr: SocketAddr) -> anyhow::Result<RunningSandbox> {
     ZonkySandbox::new(ZonkyConfig::default())
         .spawn(addr)
         .await
@@ -111,10 +135,14 @@ pub struct DemoSandboxes {
 }
 
 impl DemoSandboxes {
-    async fn spawn() -> anyhow::Result<Self> {
+    /// `port`: the gateway's, where the Bondora simulator posts its webhooks.
+    async fn spawn(port: u16) -> anyhow::Result<Self> {
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let zonky = ZonkySandbox::new(ZonkyConfig::default());
-        let bondora = BondoraSandbox::new(BondoraConfig::default());
+        let bondora = BondoraSandbox::new(BondoraConfig {
+            webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/bondora")),
+            ..BondoraConfig::default()
+        });
         let bongloy = BongloySandbox::new(BongloyConfig::default());
         let running = vec![
             zonky
@@ -166,10 +194,17 @@ pub struct Demo {
 
 impl Demo {
     pub async fn start(listener: TcpListener) -> anyhow::Result<Demo> {
+        Demo::start_with(listener, "").await
+    }
+
+    /// Like [`Demo::start`], with `overrides` (TOML) over the demo's configuration.
+    pub async fn start_with(listener: TcpListener, overrides: &str) -> anyhow::Result<Demo> {
         let port = listener.local_addr()?.port();
-        let sandboxes = DemoSandboxes::spawn().await?;
+        let sandboxes = DemoSandboxes::spawn(port).await?;
         let setup = DemoSetup::new()?;
-        let figment = setup.figment(&sandboxes, port);
+        let figment = setup
+            .figment(&sandboxes, port)
+            .merge(Toml::string(overrides));
         let config = Config::from_figment(&figment, &crate::factories())?;
         let gateway = start_on(listener, config).await?;
         Ok(Demo {
@@ -194,6 +229,12 @@ impl Demo {
     /// A frontend token for `principal`, valid for a day.
     pub fn token(&self, principal: &str) -> anyhow::Result<String> {
         self.setup.token(principal)
+    }
+
+    /// The configuration the gateway runs with, secrets included (for tests
+    /// that look for them where they must not be).
+    pub fn figment(&self) -> &Figment {
+        &self.figment
     }
 
     /// Stops the gateway (waiting for requests in flight), then the simulators.
@@ -238,10 +279,15 @@ impl DemoSetup {
         let (zonky_url, bondora_url, bongloy_url) =
             (sandboxes.url(0), sandboxes.url(1), sandboxes.url(2));
         let bondora_oauth = BondoraConfig::default_oauth();
+        let bondora_webhooks = BondoraConfig::default();
         Figment::from(Toml::string(&format!(
             r#"
             [server]
             listen = "127.0.0.1:{port}"
+            graphiql = true
+
+            [graphql]
+            introspection = true
 
             [store]
             url = "{store}"
@@ -268,6 +314,10 @@ impl DemoSetup {
             authorize_url = "{bondora_url}/oauth/authorize"
             token_url = "{bondora_url}/oauth/access_token"
 
+            # The simulator signs its webhook calls with its default key.
+            [providers.bondora.webhooks.keys]
+            "{webhook_key_id}" = "{webhook_secret}"
+
             [providers.bongloy]
             kind = "bongloy"
             base_url = "{bongloy_url}"
@@ -275,6 +325,8 @@ impl DemoSetup {
             "#,
             bondora_client = bondora_oauth.client_id,
             bondora_secret = bondora_oauth.client_secret,
+            webhook_key_id = bondora_webhooks.webhook_key_id,
+            webhook_secret = bondora_webhooks.webhook_secret,
         )))
         .merge(("secrets.keys.demo", self.encryption_key.expose_secret()))
         .merge(("auth.hs256_secret", self.signing_secret.expose_secret()))
@@ -338,6 +390,9 @@ then link the simulated Zonky account with
   mutation {{ startConnection(provider: \"zonky\") {{ authorizeUrl }} }}
 open the authorizeUrl in a browser, and ask for
   {{ me {{ connections {{ provider status }} }} portfolio {{ provider currency investments principalOutstanding }} }}
+
+Have the Bondora simulator post signed webhook events (new auctions) to the gateway:
+  curl -s {bondora}/__sandbox/webhooks/send -H 'content-type: application/json' -d '{{\"count\": 5}}'
 
 Press Ctrl-C to stop.",
         zonky = sandboxes.url(0),

@@ -13,14 +13,20 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use figment::value::Value;
 use finmesh_core::ProviderId;
+use finmesh_core::cache::CacheSettings;
+use finmesh_core::changes::Changes;
 use finmesh_core::registry::{FactoryContext, ProviderFactory, Registry};
-use finmesh_core::upstream::LocalThrottle;
+use finmesh_core::resilience::Resilience;
+use finmesh_core::upstream::Throttle;
 use finmesh_store::SecretCipher;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::{AuthConfig, FrontendAuth};
 use crate::tokens::DeferredTokens;
+pub use hardening::{CorsConfig, GraphqlConfig, HttpConfig};
+pub use resilience::RateLimit;
 use serde::de::DeserializeOwned;
+pub use telemetry::{LogConfig, LogFormat, OtlpConfig};
 use url::Url;
 
 /// `[server]`: the HTTP side.
@@ -33,6 +39,11 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// How long requests in flight may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// After a shutdown signal, how long to keep serving with `/readyz`
+    /// answering 503, so load balancers stop routing here before we close.
+    pub shutdown_delay: Duration,
+    /// Requests a second each caller may send to `/graphql`; `None`: no limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// `[gateway]`: paging limits and how the gateway calls the platforms.
@@ -71,6 +82,24 @@ pub struct Config {
     pub allowed_redirects: Vec<String>,
     /// Where adapters get users' tokens; backed by the store once it is open.
     pub tokens: Arc<DeferredTokens>,
+    /// The throttle every provider spends from (for `/status` and `/metrics`).
+    pub throttle: Arc<dyn Throttle>,
+    /// `[resilience]`: retries and the providers' circuit breakers (health shows them).
+    pub resilience: Resilience,
+    /// `[log]`: log format and level.
+    pub log: LogConfig,
+    /// `[otlp]`: OpenTelemetry trace export.
+    pub otlp: OtlpConfig,
+    /// `[graphql]`: limits per request, persisted queries, introspection.
+    pub graphql: GraphqlConfig,
+    /// Body size, timeouts and CORS of `[server]`.
+    pub http: HttpConfig,
+    /// `[cache]` and `[providers.<id>.cache]`: the response cache.
+    pub cache: CacheSettings,
+    /// Where processed webhook events announce what changed upstream. Not
+    /// read from the file: the response cache listens here, and embedders
+    /// (tests) may subscribe before the gateway starts.
+    pub changes: Changes,
 }
 
 /// The defaults, as documented in `finmesh.example.toml` and the README.
@@ -78,9 +107,11 @@ mod defaults {
     use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
     pub const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
-    pub const GRAPHIQL: bool = true;
+    /// On in `demo` only: `serve` shows no IDE unless asked.
+    pub const GRAPHIQL: bool = false;
     pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
     pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
+    pub const SHUTDOWN_DELAY_MS: u64 = 0;
     pub const DEFAULT_PAGE_SIZE: u32 = 20;
     pub const MAX_PAGE_SIZE: u32 = 100;
     pub const MAX_LOCAL_SORT: u64 = 50_000;
@@ -90,10 +121,17 @@ mod defaults {
 }
 
 const SERVER_KEYS: &[&str] = &[
+    "max_body_bytes",
+    "http_timeout_ms",
+    "header_read_timeout_ms",
+    "cors",
     "listen",
     "graphiql",
     "request_timeout_ms",
     "shutdown_grace_ms",
+    "shutdown_delay_ms",
+    "rate_limit_per_second",
+    "rate_limit_burst",
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "default_page_size",
@@ -104,6 +142,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "upstream_timeout_ms",
 ];
 const SECTIONS: &[&str] = &[
+    "graphql",
     "server",
     "gateway",
     "providers",
@@ -111,6 +150,11 @@ const SECTIONS: &[&str] = &[
     "secrets",
     "auth",
     "connect",
+    "log",
+    "otlp",
+    "cache",
+    "throttle",
+    "resilience",
 ];
 const STORE_KEYS: &[&str] = &["url"];
 const SECRETS_KEYS: &[&str] = &["keys", "active_key"];
@@ -184,13 +228,34 @@ impl Config {
         reader.unknown_keys("store", STORE_KEYS);
         reader.unknown_keys("secrets", SECRETS_KEYS);
         reader.unknown_keys("connect", CONNECT_KEYS);
+        reader.unknown_keys("log", telemetry::LOG_KEYS);
+        reader.unknown_keys("otlp", telemetry::OTLP_KEYS);
+        reader.unknown_keys("cache", cache::CACHE_KEYS);
+        reader.unknown_keys("graphql", hardening::GRAPHQL_KEYS);
+        reader.unknown_keys("server.cors", hardening::CORS_KEYS);
+        reader.unknown_keys("throttle", resilience::THROTTLE_KEYS);
+        reader.unknown_keys("resilience", resilience::RESILIENCE_KEYS);
         let server = reader.server();
         let gateway = reader.gateway();
         let tokens = Arc::new(DeferredTokens::default());
-        let providers = reader.providers(&gateway, factories, tokens.clone());
+        // One throttle for all: budgets are kept per provider and credential inside it.
+        let throttle = reader.throttle(server.request_timeout);
+        let resilience = reader.resilience();
+        let providers = reader.providers(
+            &gateway,
+            factories,
+            tokens.clone(),
+            throttle.clone(),
+            resilience.clone(),
+        );
+        let cache = reader.cache(&providers);
         let store = reader.store();
         let auth = reader.auth();
         let allowed_redirects = reader.read("connect.allowed_redirects", Vec::new());
+        let log = reader.log();
+        let otlp = reader.otlp();
+        let graphql = reader.graphql();
+        let http = reader.http(server.request_timeout);
         match (reader.problems.is_empty(), auth) {
             (true, Some(auth)) => Ok(Config {
                 server,
@@ -200,6 +265,14 @@ impl Config {
                 auth: Arc::new(auth),
                 allowed_redirects,
                 tokens,
+                throttle,
+                resilience,
+                log,
+                otlp,
+                graphql,
+                http,
+                cache,
+                changes: Changes::default(),
             }),
             _ => Err(reader.into_error()),
         }
@@ -391,6 +464,12 @@ impl Reader<'_> {
                 defaults::SHUTDOWN_GRACE_MS,
                 (0, 600_000),
             ),
+            shutdown_delay: self.millis(
+                "server.shutdown_delay_ms",
+                defaults::SHUTDOWN_DELAY_MS,
+                (0, 600_000),
+            ),
+            rate_limit: self.rate_limit(),
         }
     }
 
@@ -442,14 +521,16 @@ impl Reader<'_> {
         gateway: &GatewayConfig,
         factories: &[Arc<dyn ProviderFactory>],
         tokens: Arc<DeferredTokens>,
+        throttle: Arc<dyn Throttle>,
+        resilience: Resilience,
     ) -> Registry {
         let tables: BTreeMap<String, serde_json::Value> = self.read("providers", BTreeMap::new());
         let context = FactoryContext {
             user_agent: user_agent(&gateway.project_url),
             connect_timeout: gateway.connect_timeout,
             request_timeout: gateway.upstream_timeout,
-            // One throttle for all: budgets are kept per provider and credential inside it.
-            throttle: Arc::new(LocalThrottle::new()),
+            throttle,
+            resilience,
             tokens,
         };
         let mut providers = Vec::new();
@@ -481,6 +562,8 @@ impl Reader<'_> {
                     continue;
                 }
             };
+            // The gateway's own setting for this provider, not the adapter's.
+            table.remove("cache");
             let entry = (provider_id, kind, serde_json::Value::Object(table));
             // Built one by one so that every provider's problem is reported.
             match Registry::build(factories, std::slice::from_ref(&entry), &context) {
@@ -520,5 +603,9 @@ fn in_range<T: PartialOrd + fmt::Display>(value: T, (min, max): (T, T)) -> Resul
     }
 }
 
+mod cache;
+mod hardening;
+mod resilience;
+mod telemetry;
 #[cfg(test)]
 mod tests;

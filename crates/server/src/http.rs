@@ -5,12 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use finmesh_core::{CallContext, Error, ErrorKind, Principal};
@@ -18,10 +17,14 @@ use finmesh_graphql::FinmeshSchema;
 use finmesh_identity::Connections;
 use serde::Deserialize;
 use serde_json::json;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::auth::FrontendAuth;
-use crate::connect;
+use crate::config::HttpConfig;
+use crate::hardening;
+use crate::ops::{self, Ops};
+use crate::{connect, graphiql};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -32,6 +35,14 @@ pub(crate) struct AppState {
     pub auth: Arc<FrontendAuth>,
     /// `None` without a store.
     pub connections: Option<Connections>,
+    /// Readiness, metrics and the status page.
+    pub ops: Ops,
+    /// `POST /webhooks/{provider}`: the providers' receivers and the store.
+    pub webhooks: crate::webhooks::Webhooks,
+    /// The most requests in one POSTed batch.
+    pub max_batch_size: usize,
+    /// The per-caller rate limit on `/graphql`.
+    pub shed: crate::shed::Shedder,
 }
 
 impl AppState {
@@ -53,52 +64,129 @@ impl AppState {
     }
 }
 
-pub(crate) fn router(state: AppState, graphiql: bool) -> Router {
+pub(crate) fn router(state: AppState, graphiql: bool, http: &HttpConfig) -> Router {
+    let shed = axum::middleware::from_fn_with_state(state.clone(), crate::shed::limit);
     let mut router = Router::new()
-        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphql", get(graphql_get).post(graphql_post).layer(shed))
         .route("/healthz", get(healthz))
         .route("/connect/{provider}", get(connect::start))
-        .route("/connect/{provider}/callback", get(connect::callback));
+        .route("/connect/{provider}/callback", get(connect::callback))
+        .route(
+            "/webhooks/{provider}",
+            axum::routing::post(crate::webhooks::receive),
+        );
     if graphiql {
-        router = router.route("/", get(graphiql_page));
+        router = router.merge(graphiql::routes());
     }
-    router.with_state(state).layer(TraceLayer::new_for_http())
+    let ops = ops::routes(state.ops.clone());
+    hardening::protect(router.with_state(state).merge(ops), http)
+        // Outermost first: give the request an id, trace it under that id, return it.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The span every request's logs and traces hang under: its id (the
+/// caller's `X-Request-Id`, or a new UUID), method and path (never the query
+/// string, which may carry an OAuth code).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    // A caller's id is kept as given, but bounded in logs.
+    let id = id.get(..id.len().min(128)).unwrap_or_default();
+    tracing::info_span!(
+        "http_request",
+        request_id = id,
+        method = %request.method(),
+        path = request.uri().path(),
+    )
 }
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn graphiql_page() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
-}
-
-/// A GraphQL request as a POST body.
+/// A GraphQL request as a POST body, or one of a batch.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GraphQLBody {
+    /// Empty when `extensions.persistedQuery` names the query.
+    #[serde(default)]
     query: String,
     operation_name: Option<String>,
     #[serde(default)]
     variables: serde_json::Value,
+    #[serde(default)]
+    extensions: serde_json::Value,
 }
 
-/// A GraphQL request as GET parameters; `variables` is JSON text.
+/// A GraphQL request as GET parameters; `variables` and `extensions` are JSON text.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GraphQLParams {
+    #[serde(default)]
     query: String,
     operation_name: Option<String>,
     variables: Option<String>,
+    extensions: Option<String>,
 }
 
+/// One request (a JSON object), or a batch of them (a JSON array, at most
+/// `max_batch_size`, run one after the other, answered with an array).
 async fn graphql_post(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<GraphQLBody>, JsonRejection>,
-) -> Result<Json<async_graphql::Response>, RequestError> {
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<async_graphql::BatchResponse>, RequestError> {
     let Json(body) = body?;
-    execute(&state, &headers, body).await
+    let serde_json::Value::Array(items) = body else {
+        let body = graphql_body(body).map_err(RequestError::bad_request)?;
+        let response = execute(&state, &headers, body).await?;
+        return Ok(Json(async_graphql::BatchResponse::Single(response)));
+    };
+    if items.is_empty() {
+        return Err(RequestError::bad_request("the batch is empty"));
+    }
+    if items.len() > state.max_batch_size {
+        return Err(RequestError {
+            status: StatusCode::BAD_REQUEST,
+            code: "BATCH_TOO_LARGE",
+            message: format!(
+                "a batch holds at most {} requests; this one holds {}",
+                state.max_batch_size,
+                items.len()
+            ),
+        });
+    }
+    let bodies = items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            graphql_body(item).map_err(|message| {
+                RequestError::bad_request(format!("batch item {index}: {message}"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut responses = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        responses.push(execute(&state, &headers, body).await?);
+    }
+    Ok(Json(async_graphql::BatchResponse::Batch(responses)))
+}
+
+fn graphql_body(json: serde_json::Value) -> Result<GraphQLBody, String> {
+    if !json.is_object() {
+        return Err("a GraphQL request is a JSON object (or an array of them)".to_string());
+    }
+    let body: GraphQLBody = serde_json::from_value(json).map_err(|e| e.to_string())?;
+    let persisted = body.extensions.get("persistedQuery").is_some();
+    if body.query.is_empty() && !persisted {
+        return Err("`query` is missing".to_string());
+    }
+    Ok(body)
 }
 
 async fn graphql_get(
@@ -107,24 +195,26 @@ async fn graphql_get(
     params: Result<Query<GraphQLParams>, QueryRejection>,
 ) -> Result<Json<async_graphql::Response>, RequestError> {
     let Query(params) = params?;
-    let variables = match params.variables {
+    let json = |name: &str, text: Option<String>| match text {
         Some(text) => serde_json::from_str(&text)
-            .map_err(|e| RequestError::bad_request(format!("`variables` is not JSON: {e}")))?,
-        None => serde_json::Value::Null,
+            .map_err(|e| RequestError::bad_request(format!("`{name}` is not JSON: {e}"))),
+        None => Ok(serde_json::Value::Null),
     };
-    let body = GraphQLBody {
-        query: params.query,
-        operation_name: params.operation_name,
-        variables,
-    };
-    execute(&state, &headers, body).await
+    let body = json!({
+        "query": params.query,
+        "operationName": params.operation_name,
+        "variables": json("variables", params.variables)?,
+        "extensions": json("extensions", params.extensions)?,
+    });
+    let body = graphql_body(body).map_err(RequestError::bad_request)?;
+    execute(&state, &headers, body).await.map(Json)
 }
 
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
     body: GraphQLBody,
-) -> Result<Json<async_graphql::Response>, RequestError> {
+) -> Result<async_graphql::Response, RequestError> {
     let principal = state.principal(headers).map_err(|error| RequestError {
         status: StatusCode::UNAUTHORIZED,
         code: "UNAUTHENTICATED",
@@ -142,10 +232,11 @@ async fn execute(
     let mut request = async_graphql::Request::new(body.query)
         .variables(finmesh_graphql::variables(&body.variables))
         .data(context);
+    request.extensions = finmesh_graphql::request_extensions(&body.extensions);
     if let Some(name) = body.operation_name {
         request = request.operation_name(name);
     }
-    Ok(Json(state.schema.execute(request).await))
+    Ok(state.schema.execute(request).await)
 }
 
 /// An HTTP request that is not a GraphQL request at all. Answered with its

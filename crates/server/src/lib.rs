@@ -6,16 +6,25 @@ pub mod auth;
 pub mod commands;
 pub mod config;
 mod connect;
+mod graphiql;
+mod hardening;
 mod http;
+pub mod ops;
+mod shed;
+mod status;
+pub mod telemetry;
 mod tokens;
+mod webhooks;
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use finmesh_core::aggregate::{Aggregator, AggregatorSettings};
+use finmesh_core::aggregate::{Aggregator, AggregatorSettings, HealthBook};
+use finmesh_core::cache::ResponseCache;
 use finmesh_core::registry::ProviderFactory;
 use finmesh_graphql::{SchemaOptions, Services, build_schema};
 use finmesh_identity::{Connections, StoreTokens};
@@ -66,6 +75,11 @@ pub struct RunningGateway {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<io::Result<()>>,
     shutdown_grace: Duration,
+    shutdown_delay: Duration,
+    /// Set first on shutdown: `/readyz` answers 503 from then on.
+    shutting_down: Arc<AtomicBool>,
+    /// The response cache, for tests and tools that inspect it.
+    pub cache: ResponseCache,
 }
 
 /// Opens and migrates the configured store.
@@ -87,6 +101,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
 /// Like [`start`], on a listener bound beforehand: for callers that must know
 /// the address before the configuration is made (the callback URL of OAuth).
 pub async fn start_on(listener: TcpListener, config: Config) -> Result<RunningGateway, StartError> {
+    // Before anything records a metric: until then the facade drops them.
+    telemetry::prometheus();
     let registry = Arc::new(config.providers);
     let aggregator = Aggregator::new(
         registry.clone(),
@@ -95,13 +111,26 @@ pub async fn start_on(listener: TcpListener, config: Config) -> Result<RunningGa
             max_page_size: config.gateway.max_page_size,
             max_local_sort: config.gateway.max_local_sort,
         },
-    );
+    )
+    .with_changes(config.changes.clone())
+    .with_cache(ResponseCache::new(config.cache.clone()))
+    .with_health(HealthBook::watching(
+        config.resilience.clone(),
+        config.throttle.clone(),
+    ));
+    let mut probes: Vec<Arc<dyn ops::ReadinessProbe>> = Vec::new();
+    let mut webhook_store = None;
     let (connections, payments) = match &config.store {
         Some(store_config) => {
             let store = open_store(store_config).await.map_err(StartError::Store)?;
+            webhook_store = Some(store.clone());
+            probes.push(Arc::new(ops::StoreProbe(store.clone())));
             config.tokens.set(Arc::new(StoreTokens::new(store.clone())));
-            let payments =
-                Payments::new(store.clone(), registry.clone(), PaymentSettings::default());
+            let payments = Payments::new(
+                store.clone(),
+                aggregator.clone(),
+                PaymentSettings::default(),
+            );
             // What a crash left ambiguous is settled before anyone asks again.
             let reconciling = payments.clone();
             tokio::spawn(async move {
@@ -124,6 +153,16 @@ pub async fn start_on(listener: TcpListener, config: Config) -> Result<RunningGa
         }
         None => (None, None),
     };
+    let webhooks = webhooks::Webhooks::new(aggregator.clone(), webhook_store);
+    let webhook_worker = webhooks.spawn_worker();
+    let ops = ops::Ops::new(
+        aggregator.clone(),
+        config.throttle.clone(),
+        config.resilience.clone(),
+        probes,
+    );
+    let shutting_down = ops.shutdown_flag();
+    let cache = aggregator.cache().clone();
     let schema = build_schema(
         Services {
             aggregator,
@@ -132,6 +171,8 @@ pub async fn start_on(listener: TcpListener, config: Config) -> Result<RunningGa
         },
         SchemaOptions {
             request_timeout: config.server.request_timeout,
+            limits: config.graphql.limits.clone(),
+            persisted: config.graphql.persisted.clone(),
         },
     );
     let state = AppState {
@@ -139,21 +180,30 @@ pub async fn start_on(listener: TcpListener, config: Config) -> Result<RunningGa
         request_timeout: config.server.request_timeout,
         auth: config.auth.clone(),
         connections,
+        ops,
+        max_batch_size: config.graphql.max_batch_size,
+        webhooks,
+        shed: shed::Shedder::new(config.server.rate_limit),
     };
-    let app = http::router(state, config.server.graphiql);
+    let app = http::router(state, config.server.graphiql, &config.http);
 
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.server.listen,
         source,
     })?;
     let (stop, stopped) = oneshot::channel::<()>();
+    let header_read_timeout = config.http.header_read_timeout;
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                // A dropped sender means stop, too.
-                let _ = stopped.await;
-            })
-            .await
+        let served = hardening::serve(listener, app, header_read_timeout, async {
+            // A dropped sender means stop, too.
+            let _ = stopped.await;
+        })
+        .await;
+        // After the last request: the worker finishes its event and stops.
+        if let Some(worker) = webhook_worker {
+            worker.stop().await;
+        }
+        served
     });
     tracing::info!(%addr, "finmesh gateway listening");
     Ok(RunningGateway {
@@ -161,6 +211,9 @@ pub async fn start_on(listener: TcpListener, config: Config) -> Result<RunningGa
         stop: Some(stop),
         task,
         shutdown_grace: config.server.shutdown_grace,
+        shutdown_delay: config.server.shutdown_delay,
+        shutting_down,
+        cache,
     })
 }
 
@@ -179,9 +232,19 @@ impl RunningGateway {
         self.shutdown().await
     }
 
-    /// Stops accepting connections and waits, at most the configured grace
-    /// period, for requests in flight to finish.
+    /// Fails `/readyz`, keeps serving for the configured shutdown delay (so
+    /// load balancers stop routing here), then stops accepting connections
+    /// and waits, at most the configured grace period, for requests in
+    /// flight to finish.
     pub async fn shutdown(mut self) -> io::Result<()> {
+        self.shutting_down.store(true, Ordering::Release);
+        if !self.shutdown_delay.is_zero() {
+            tracing::info!(delay = ?self.shutdown_delay, "readiness withdrawn; serving until the shutdown delay ends");
+            tokio::select! {
+                finished = &mut self.task => return finished.map_err(io::Error::other)?,
+                () = tokio::time::sleep(self.shutdown_delay) => {}
+            }
+        }
         if let Some(stop) = self.stop.take() {
             // The server may have stopped already; then there is nobody to tell.
             let _ = stop.send(());

@@ -1,12 +1,11 @@
 //! `finmesh`: the command line. Everything it runs lives in the library.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use finmesh_server::commands;
-use tracing_subscriber::EnvFilter;
+use finmesh_server::config::{LogConfig, OtlpConfig};
+use finmesh_server::{commands, telemetry};
 
 /// finmesh: one GraphQL endpoint over P2P-lending platforms.
 #[derive(Parser)]
@@ -42,25 +41,33 @@ enum Command {
         #[arg(long, short, default_value = "finmesh.toml")]
         config: PathBuf,
     },
+    /// Check a configuration file: print every problem, one per line with its
+    /// key, and exit non-zero when there is any.
+    CheckConfig {
+        #[arg(long, short, default_value = "finmesh.toml")]
+        config: PathBuf,
+    },
     /// Run the Zonky simulator alone on 127.0.0.1.
     Sandbox {
         /// 0 picks a free port.
         #[arg(long, default_value_t = 8081)]
         port: u16,
+        /// The address to listen on; `0.0.0.0` lets other containers reach it.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
     },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Logs go to stderr, so `finmesh schema > schema.graphql` stays clean.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    // `serve` sets logging up from its configuration's `[log]` and `[otlp]`.
+    let _telemetry = match &cli.command {
+        Command::Serve { .. } => None,
+        _ => telemetry::init(&LogConfig::default(), &OtlpConfig::default())
+            .inspect_err(|error| eprintln!("warning: no logs: {error}"))
+            .ok(),
+    };
     let result = match cli.command {
         Command::Serve { config } => commands::serve(&config).await,
         Command::Demo { port } => commands::demo(port).await,
@@ -68,9 +75,10 @@ async fn main() -> ExitCode {
             print!("{}", commands::schema());
             Ok(())
         }
-        Command::Sandbox { port } => commands::sandbox(port).await,
+        Command::Sandbox { port, host } => commands::sandbox(host, port).await,
         Command::Migrate { config } => commands::migrate(&config).await,
         Command::RotateKey { config } => commands::rotate_key(&config).await,
+        Command::CheckConfig { config } => commands::check_config(&config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

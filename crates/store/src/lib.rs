@@ -1,5 +1,6 @@
 //! finmesh persistence: principals, provider connections (tokens encrypted at rest),
-//! OAuth states, the audit log, and idempotency records for money-moving writes.
+//! OAuth states, the audit log, idempotency records for money-moving writes, and
+//! webhook events (deduplicated, claimed for exactly-once processing).
 //!
 //! One set of SQL runs on SQLite (the embedded default) and PostgreSQL (production)
 //! through sqlx's `Any` driver: portable types only (TEXT and BIGINT; timestamps are
@@ -16,6 +17,7 @@ mod idempotency;
 mod migrations;
 mod model;
 pub mod testing;
+mod webhooks;
 
 use std::fmt;
 use std::sync::Arc;
@@ -35,6 +37,7 @@ pub use model::{
     AuditEntry, AuditRecord, Backend, Connection, ConnectionInfo, ConnectionStatus, NewConnection,
     NewOAuthState, OAuthStateRecord, StateProblem,
 };
+pub use webhooks::{StoredWebhookEvent, WebhookClaim};
 
 use error::{db_error, migrate_error};
 

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, ErrorKind};
 use crate::id::ProviderId;
+use crate::resilience::{CircuitState, Resilience};
+use crate::upstream::{Throttle, ThrottleBackend};
 
 /// A provider's state as observed from its recent answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +29,10 @@ pub struct ProviderHealth {
     pub last_failure: Option<DateTime<Utc>>,
     /// Code and message of the last failure.
     pub last_error: Option<(ErrorKind, String)>,
+    /// The provider's circuit breaker.
+    pub circuit: CircuitState,
+    /// Where the throttle keeps its budget (Redis, or a local fallback share).
+    pub throttle: ThrottleBackend,
 }
 
 impl Default for ProviderHealth {
@@ -36,17 +42,30 @@ impl Default for ProviderHealth {
             last_success: None,
             last_failure: None,
             last_error: None,
+            circuit: CircuitState::Closed,
+            throttle: ThrottleBackend::Local,
         }
     }
 }
 
-/// Records the outcome of every provider call.
+/// Records the outcome of every provider call, and reads the circuit breakers
+/// and throttle backend it watches.
 #[derive(Clone, Default)]
 pub struct HealthBook {
     entries: Arc<Mutex<HashMap<ProviderId, ProviderHealth>>>,
+    guards: Option<(Resilience, Arc<dyn Throttle>)>,
 }
 
 impl HealthBook {
+    /// A book that also reports the providers' circuits from `resilience` and
+    /// the backend of `throttle`.
+    pub fn watching(resilience: Resilience, throttle: Arc<dyn Throttle>) -> Self {
+        HealthBook {
+            entries: Arc::default(),
+            guards: Some((resilience, throttle)),
+        }
+    }
+
     pub fn record<T>(&self, provider: &ProviderId, outcome: &Result<T, Error>) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
@@ -75,10 +94,16 @@ impl HealthBook {
     }
 
     pub fn get(&self, provider: &ProviderId) -> ProviderHealth {
-        self.entries
+        let mut health: ProviderHealth = self
+            .entries
             .lock()
             .ok()
             .and_then(|entries| entries.get(provider).cloned())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Some((resilience, throttle)) = &self.guards {
+            health.circuit = resilience.circuit(provider);
+            health.throttle = throttle.backend();
+        }
+        health
     }
 }

@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 use async_trait::async_trait;
 
 use super::ListKind;
+use crate::cache::Operation;
 use crate::error::Result;
 use crate::id::GlobalId;
 use crate::model::{Investment, Loan, Offer, Transfer};
@@ -30,6 +31,7 @@ impl ListKind for Loans {
     type Order = LoanOrderField;
 
     const OPERATION: &'static str = "loans";
+    const CACHED_AS: Operation = Operation::Loans;
 
     fn capabilities(
         caps: &Capabilities,
@@ -77,6 +79,7 @@ impl ListKind for Investments {
     type Order = InvestmentOrderField;
 
     const OPERATION: &'static str = "investments";
+    const CACHED_AS: Operation = Operation::Investments;
 
     fn capabilities(
         caps: &Capabilities,
@@ -128,6 +131,7 @@ impl ListKind for Transfers {
     type Order = TransferOrderField;
 
     const OPERATION: &'static str = "transfers";
+    const CACHED_AS: Operation = Operation::Transfers;
 
     fn capabilities(
         caps: &Capabilities,
@@ -175,6 +179,7 @@ impl ListKind for Offers {
     type Order = OfferOrderField;
 
     const OPERATION: &'static str = "secondaryMarket";
+    const CACHED_AS: Operation = Operation::Offers;
 
     fn capabilities(
         caps: &Capabilities,

@@ -7,6 +7,7 @@
 //! always re-checked locally, and an order the platform cannot produce is made
 //! by reading the whole (pushed-filtered) list and sorting it.
 
+mod cached;
 mod cursor;
 mod health;
 mod kinds;
@@ -18,11 +19,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::future::join_all;
+use tracing::Instrument;
 
 pub use cursor::{Cursor, fingerprint};
 pub use health::{HealthBook, HealthStatus, ProviderHealth};
 pub use kinds::{Investments, Loans, Offers, Transfers};
 
+use crate::cache::{CacheReport, Cached, Operation, ResponseCache, Weigh};
+use crate::changes::{Change, ChangeScope, Changes};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{GlobalId, ProviderId};
 use crate::model::{Investment, Loan, Offer, PortfolioSummary, Transfer};
@@ -37,13 +41,15 @@ use crate::registry::Registry;
 /// list operation of the [`Provider`] trait.
 #[async_trait]
 pub trait ListKind: Send + Sync + 'static {
-    type Item: Clone + Send + Sync + 'static;
+    type Item: Clone + Weigh + Send + Sync + 'static;
     type Filter: Clone + fmt::Debug + Send + Sync + 'static;
     type Field: Copy + PartialEq + Send + Sync + 'static;
     type Order: Copy + PartialEq + fmt::Debug + Send + Sync + 'static;
 
     /// The operation's name in errors, e.g. `loans`.
     const OPERATION: &'static str;
+    /// The operation as the cache knows it, with its class.
+    const CACHED_AS: Operation;
 
     fn capabilities(caps: &Capabilities) -> Option<&ListCapabilities<Self::Field, Self::Order>>;
     fn filter_fields(filter: &Self::Filter) -> Vec<Self::Field>;
@@ -101,6 +107,8 @@ pub struct Page<T> {
     pub total_count: Option<u64>,
     /// Failures of single providers; the page holds what the others answered.
     pub errors: Vec<Error>,
+    /// How each answering provider's part was served (cache, age, staleness).
+    pub cache: CacheReport,
 }
 
 impl<T> Page<T> {
@@ -125,6 +133,8 @@ pub struct Aggregator {
     registry: Arc<Registry>,
     settings: AggregatorSettings,
     health: HealthBook,
+    changes: Changes,
+    cache: ResponseCache,
 }
 
 /// What one provider contributed to a page: matching records in its stream
@@ -133,6 +143,7 @@ struct Run<T> {
     provider: ProviderId,
     items: Vec<(T, u64)>,
     total: Option<u64>,
+    cache: CacheReport,
 }
 
 impl Aggregator {
@@ -141,7 +152,35 @@ impl Aggregator {
             registry,
             settings,
             health: HealthBook::default(),
+            changes: Changes::default(),
+            cache: ResponseCache::disabled(),
         }
+    }
+
+    /// The same aggregator announcing upstream changes on `changes` (shared
+    /// with whoever else listens there). Call it before `with_cache`, which
+    /// subscribes the cache to the aggregator's changes.
+    pub fn with_changes(mut self, changes: Changes) -> Self {
+        self.changes = changes;
+        self.cache.listen_to(&self.changes);
+        self
+    }
+
+    /// Where upstream changes are announced; caches subscribe here.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    /// Tells every subscriber that `scope` of `provider`'s data changed
+    /// upstream (`source` says who told us, for logs).
+    pub async fn invalidate(&self, provider: &ProviderId, scope: ChangeScope, source: String) {
+        self.changes
+            .notify(Change {
+                provider: provider.clone(),
+                scope,
+                source,
+            })
+            .await;
     }
 
     pub fn registry(&self) -> &Registry {
@@ -150,6 +189,13 @@ impl Aggregator {
 
     pub fn settings(&self) -> &AggregatorSettings {
         &self.settings
+    }
+
+    /// The same aggregator recording into `health` (e.g. one watching the
+    /// circuit breakers and the throttle, [`HealthBook::watching`]).
+    pub fn with_health(mut self, health: HealthBook) -> Self {
+        self.health = health;
+        self
     }
 
     /// What recent calls showed of each provider.
@@ -176,7 +222,9 @@ impl Aggregator {
         let mut errors = Vec::new();
         let mut providers = Vec::new();
         for provider in selected {
-            if K::capabilities(provider.capabilities()).is_some() {
+            let caps = provider.capabilities();
+            let out_of_reach = caps.requires_principal && ctx.principal.is_none();
+            if K::capabilities(caps).is_some() && (explicit || !out_of_reach) {
                 providers.push(provider);
             } else if explicit {
                 errors.push(Error::not_supported(K::OPERATION).with_provider(provider.id()));
@@ -194,13 +242,14 @@ impl Aggregator {
         let reads = providers.iter().map(|provider| {
             let position = start.position(provider.id());
             let (filter, order) = (&args.filter, &order);
+            // One span per provider of the fan-out, parent of its upstream calls.
+            let span = tracing::info_span!("provider_call", provider = %provider.id(), operation = K::OPERATION);
             async move {
-                let run = self
-                    .read_run::<K>(provider.as_ref(), ctx, filter, order, position, need)
-                    .await;
-                self.health.record(provider.id(), &run);
-                run.map_err(|e| e.with_provider(provider.id()))
+                self.read_run::<K>(provider.as_ref(), ctx, filter, order, position, need)
+                    .await
+                    .map_err(|e| e.with_provider(provider.id()))
             }
+            .instrument(span)
         });
         let mut runs = Vec::new();
         for result in join_all(reads).await {
@@ -215,6 +264,10 @@ impl Aggregator {
         } else {
             None
         };
+        let mut cache = CacheReport::default();
+        for run in &runs {
+            cache.merge(&run.cache);
+        }
         let (edges, has_next_page) = merge::<K>(runs, first as usize, &order, start.clone());
         Ok(Page {
             edges,
@@ -222,6 +275,7 @@ impl Aggregator {
             has_previous_page: args.after.is_some(),
             total_count,
             errors,
+            cache,
         })
     }
 
@@ -275,6 +329,7 @@ impl Aggregator {
 
         let mut items = Vec::new();
         let mut total = None;
+        let mut cache = CacheReport::default();
         let mut offset = position;
         // With everything pushed down, every upstream record matches; otherwise
         // read in the platform's largest pages to skip non-matching ones quickly.
@@ -290,7 +345,8 @@ impl Aggregator {
                 offset,
                 limit,
             };
-            let slice = K::fetch(provider, ctx, &request).await?;
+            let (slice, status) = self.fetch::<K>(provider, ctx, &request).await?;
+            cache.record(&provider_id, status);
             if fully_pushed && total.is_none() {
                 total = slice.total;
             }
@@ -314,6 +370,7 @@ impl Aggregator {
             provider: provider_id,
             items,
             total,
+            cache,
         })
     }
 
@@ -339,7 +396,9 @@ impl Aggregator {
             offset,
             limit: chunk,
         };
-        let first = K::fetch(provider, ctx, &request(0)).await?;
+        let mut cache = CacheReport::default();
+        let (first, status) = self.fetch::<K>(provider, ctx, &request(0)).await?;
+        cache.record(provider.id(), status);
         let mut all = first.items;
         if all.len() as u64 == u64::from(chunk) {
             match first.total {
@@ -351,8 +410,9 @@ impl Aggregator {
                     let requests: Vec<_> = (1..total.div_ceil(u64::from(chunk)))
                         .map(|n| request(n * u64::from(chunk)))
                         .collect();
-                    let rest = requests.iter().map(|r| K::fetch(provider, ctx, r));
-                    for slice in futures::future::try_join_all(rest).await? {
+                    let rest = requests.iter().map(|r| self.fetch::<K>(provider, ctx, r));
+                    for (slice, status) in futures::future::try_join_all(rest).await? {
+                        cache.record(provider.id(), status);
                         all.extend(slice.items);
                     }
                 }
@@ -360,7 +420,10 @@ impl Aggregator {
                     if all.len() as u64 > self.settings.max_local_sort {
                         return Err(too_many_to_sort::<K>(self.settings.max_local_sort));
                     }
-                    let slice = K::fetch(provider, ctx, &request(all.len() as u64)).await?;
+                    let (slice, status) = self
+                        .fetch::<K>(provider, ctx, &request(all.len() as u64))
+                        .await?;
+                    cache.record(provider.id(), status);
                     let done = slice.items.len() < chunk as usize;
                     all.extend(slice.items);
                     if done {
@@ -387,6 +450,7 @@ impl Aggregator {
             provider: provider.id().clone(),
             items,
             total,
+            cache,
         })
     }
 
@@ -401,11 +465,12 @@ impl Aggregator {
     }
 
     /// One loan by global id, from the provider the id names.
-    pub async fn loan(&self, ctx: &CallContext, id: &GlobalId) -> Result<Loan> {
+    pub async fn loan(&self, ctx: &CallContext, id: &GlobalId) -> Result<Cached<Loan>> {
         let provider = self.provider_for(id)?;
-        let loan = provider.loan(ctx, id.native()).await;
-        self.health.record(provider.id(), &loan);
-        loan.map_err(|e| e.with_provider(provider.id()))
+        self.read_one(provider.as_ref(), Operation::Loan, ctx, id.native(), || {
+            provider.loan(ctx, id.native())
+        })
+        .await
     }
 
     /// The principal's investments across providers; newest first unless ordered otherwise.
@@ -419,11 +484,16 @@ impl Aggregator {
     }
 
     /// One of the principal's investments by global id.
-    pub async fn investment(&self, ctx: &CallContext, id: &GlobalId) -> Result<Investment> {
+    pub async fn investment(&self, ctx: &CallContext, id: &GlobalId) -> Result<Cached<Investment>> {
         let provider = self.provider_for(id)?;
-        let investment = provider.investment(ctx, id.native()).await;
-        self.health.record(provider.id(), &investment);
-        investment.map_err(|e| e.with_provider(provider.id()))
+        self.read_one(
+            provider.as_ref(),
+            Operation::Investment,
+            ctx,
+            id.native(),
+            || provider.investment(ctx, id.native()),
+        )
+        .await
     }
 
     /// The principal's portfolio per provider and currency, plus what failed.
@@ -431,7 +501,7 @@ impl Aggregator {
         &self,
         ctx: &CallContext,
         providers: Option<&[String]>,
-    ) -> Result<(Vec<PortfolioSummary>, Vec<Error>)> {
+    ) -> Result<Cached<(Vec<PortfolioSummary>, Vec<Error>)>> {
         let selected: Vec<_> = self
             .registry
             .select(providers)?
@@ -439,25 +509,36 @@ impl Aggregator {
             .filter(|p| p.capabilities().investments.is_some())
             .collect();
         let answers = join_all(selected.iter().map(|provider| async move {
-            let summary = match provider.portfolio(ctx).await {
+            let summary = self
+                .read(provider.as_ref(), Operation::Portfolio, ctx, &(), || {
+                    provider.portfolio(ctx)
+                })
+                .await;
+            match summary {
+                Ok((found, status)) => Ok((found, CacheReport::single(provider.id(), status))),
                 Err(e) if e.kind == ErrorKind::NotSupported => {
                     self.sum_investments(provider.as_ref(), ctx).await
                 }
-                other => other,
-            };
-            self.health.record(provider.id(), &summary);
-            summary.map_err(|e| e.with_provider(provider.id()))
+                Err(e) => Err(e),
+            }
         }))
         .await;
         let mut summaries = Vec::new();
         let mut errors = Vec::new();
+        let mut cache = CacheReport::default();
         for answer in answers {
             match answer {
-                Ok(found) => summaries.extend(found),
+                Ok((found, report)) => {
+                    summaries.extend(found);
+                    cache.merge(&report);
+                }
                 Err(error) => errors.push(error),
             }
         }
-        Ok((summaries, errors))
+        Ok(Cached {
+            value: (summaries, errors),
+            cache,
+        })
     }
 
     /// Reads every investment of a provider without a summary endpoint.
@@ -465,7 +546,7 @@ impl Aggregator {
         &self,
         provider: &dyn Provider,
         ctx: &CallContext,
-    ) -> Result<Vec<PortfolioSummary>> {
+    ) -> Result<(Vec<PortfolioSummary>, CacheReport)> {
         let run = self
             .read_run::<Investments>(
                 provider,
@@ -475,11 +556,13 @@ impl Aggregator {
                 0,
                 usize::try_from(self.settings.max_local_sort).unwrap_or(usize::MAX),
             )
-            .await?;
-        Ok(PortfolioSummary::from_investments(
+            .await
+            .map_err(|e| e.with_provider(provider.id()))?;
+        let summaries = PortfolioSummary::from_investments(
             provider.id(),
             run.items.iter().map(|(investment, _)| investment),
-        ))
+        );
+        Ok((summaries, run.cache))
     }
 
     /// Secondary-market offers across providers; newest first unless ordered otherwise.
@@ -503,11 +586,16 @@ impl Aggregator {
     }
 
     /// One transfer by global id.
-    pub async fn transfer(&self, ctx: &CallContext, id: &GlobalId) -> Result<Transfer> {
+    pub async fn transfer(&self, ctx: &CallContext, id: &GlobalId) -> Result<Cached<Transfer>> {
         let provider = self.provider_for(id)?;
-        let transfer = provider.transfer(ctx, id.native()).await;
-        self.health.record(provider.id(), &transfer);
-        transfer.map_err(|e| e.with_provider(provider.id()))
+        self.read_one(
+            provider.as_ref(),
+            Operation::Transfer,
+            ctx,
+            id.native(),
+            || provider.transfer(ctx, id.native()),
+        )
+        .await
     }
 
     /// The provider a global id belongs to.

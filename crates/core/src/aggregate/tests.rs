@@ -371,3 +371,80 @@ async fn a_fully_pushed_first_page_is_one_upstream_call() {
     assert_eq!(page.total_count, Some(25));
     assert_eq!(providers[0].calls.load(AtomicOrdering::SeqCst), 1);
 }
+
+fn cached(providers: Vec<Arc<Memory>>, policy: crate::cache::CachePolicy) -> Aggregator {
+    aggregator(providers).with_cache(crate::cache::ResponseCache::new(
+        crate::cache::CacheSettings {
+            policy,
+            ..Default::default()
+        },
+    ))
+}
+
+#[tokio::test]
+async fn repeated_pages_come_from_the_cache_and_say_so() {
+    let a = Arc::new(Memory::new(
+        "a",
+        50,
+        vec![],
+        vec![LoanOrderField::PublishedAt],
+    ));
+    let b = Arc::new(Memory::new("b", 50, vec![], vec![]));
+    let agg = cached(vec![a.clone(), b.clone()], Default::default());
+    let order = vec![OrderKey::desc(LoanOrderField::InterestRate)];
+    let first = agg
+        .loans(&ctx(), args(LoanFilter::default(), order.clone(), 10))
+        .await
+        .unwrap();
+    let calls = |p: &Memory| p.calls.load(AtomicOrdering::SeqCst);
+    let (a_calls, b_calls) = (calls(&a), calls(&b));
+    assert!(first.cache.iter().all(|(_, status)| !status.hit));
+    assert_eq!(first.cache.iter().count(), 2);
+
+    let second = agg
+        .loans(&ctx(), args(LoanFilter::default(), order, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (calls(&a), calls(&b)),
+        (a_calls, b_calls),
+        "no upstream call"
+    );
+    assert!(second.cache.iter().all(|(_, status)| status.hit));
+    let ids = |page: &Page<Loan>| {
+        page.edges
+            .iter()
+            .map(|e| e.node.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&first), ids(&second));
+
+    let loan = agg.loan(&ctx(), &first.edges[0].node.id).await;
+    assert_eq!(
+        loan.unwrap_err().kind,
+        ErrorKind::NotSupported,
+        "errors pass through"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_page_stands_in_while_health_shows_the_failure() {
+    let a = Arc::new(Memory::new("a", 30, vec![], vec![]));
+    let policy = crate::cache::CachePolicy {
+        ttl_public: Duration::ZERO,
+        ttl_private: Duration::ZERO,
+        stale_if_error: Duration::from_secs(60),
+    };
+    let agg = cached(vec![a.clone()], policy);
+    let query = || args(LoanFilter::default(), vec![], 5);
+    let good = agg.loans(&ctx(), query()).await.unwrap();
+    assert_eq!(agg.health().get(&a.id).status, HealthStatus::Up);
+
+    *a.fail.lock().unwrap() = Some(Error::upstream_unavailable("down"));
+    let stale = agg.loans(&ctx(), query()).await.unwrap();
+    assert!(stale.errors.is_empty());
+    assert_eq!(stale.edges.len(), good.edges.len());
+    let status = stale.cache.get(&a.id).unwrap();
+    assert!(status.hit && status.stale);
+    assert_eq!(agg.health().get(&a.id).status, HealthStatus::Down);
+}

@@ -16,10 +16,13 @@ use tracing::field::Empty;
 use url::Url;
 
 use super::middleware::{BearerSigner, RequestContext, ThrottleMiddleware};
+use super::observe::MetricsMiddleware;
 use super::policy::{ANONYMOUS, BucketKey, ResolvedPolicy, ThrottlePolicy};
 use super::throttle::Throttle;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::ProviderId;
+use crate::registry::FactoryContext;
+use crate::resilience::{BreakerMiddleware, Resilience, RetryMiddleware};
 
 /// How to reach one platform.
 #[derive(Debug, Clone)]
@@ -66,10 +69,38 @@ struct Inner {
 impl Upstream {
     /// Builds the client; fails with `INVALID_INPUT` naming the config key when
     /// the base URL, user agent or throttle policy is unusable.
+    ///
+    /// Retries and the circuit breaker use default settings and a breaker of
+    /// this client's own; adapters use [`Upstream::from_context`], which shares
+    /// the gateway's (configured, and shown in `providers { health }`).
     pub fn new(
         provider: ProviderId,
         config: UpstreamConfig,
         throttle: Arc<dyn Throttle>,
+    ) -> Result<Self> {
+        Upstream::with_resilience(provider, config, throttle, &Resilience::default())
+    }
+
+    /// The client of a provider built by a factory: the gateway's throttle,
+    /// retry settings and circuit breaker for `provider`.
+    pub fn from_context(
+        provider: ProviderId,
+        config: UpstreamConfig,
+        context: &FactoryContext,
+    ) -> Result<Self> {
+        Upstream::with_resilience(
+            provider,
+            config,
+            context.throttle.clone(),
+            &context.resilience,
+        )
+    }
+
+    fn with_resilience(
+        provider: ProviderId,
+        config: UpstreamConfig,
+        throttle: Arc<dyn Throttle>,
+        resilience: &Resilience,
     ) -> Result<Self> {
         let mut base_url = config.base_url;
         if !matches!(base_url.scheme(), "http" | "https") || base_url.cannot_be_a_base() {
@@ -104,10 +135,21 @@ impl Upstream {
             .map_err(|e| {
                 Error::internal(format!("{provider}: could not build the HTTP client: {e}"))
             })?;
+        let settings = resilience.settings();
+        // Outermost first: a retry goes through the breaker, then the throttle.
         let client = reqwest_middleware::ClientBuilder::new(client)
+            .with(RetryMiddleware {
+                settings: settings.retry.clone(),
+                min_request_time: settings.min_request_time,
+            })
+            .with(BreakerMiddleware {
+                breaker: resilience.breaker(&provider),
+            })
             .with(ThrottleMiddleware {
                 throttle: throttle.clone(),
+                min_request_time: settings.min_request_time,
             })
+            .with(MetricsMiddleware)
             .build();
         Ok(Upstream {
             inner: Arc::new(Inner {
@@ -338,14 +380,17 @@ impl UpstreamRequest {
         self
     }
 
-    /// Sends the request (throttled, retried on 429 when idempotent) and reads the body.
+    /// Sends the request and reads the body: throttled, refused at once while
+    /// the provider's circuit is open, and (reads only) retried on 429 and on
+    /// transient failures within the deadline; see [`crate::resilience`].
     pub async fn send(self) -> Result<UpstreamResponse> {
         let started = Instant::now();
         let inner = self.upstream.inner.clone();
         let deadline = self
             .deadline
             .unwrap_or_else(|| started + inner.request_timeout);
-        let span = tracing::debug_span!(
+        // At info level so trace exporters see it; its events stay at debug.
+        let span = tracing::info_span!(
             "upstream_request",
             provider = %inner.provider,
             endpoint = self.endpoint,

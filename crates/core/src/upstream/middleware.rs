@@ -19,6 +19,7 @@ use super::policy::BucketKey;
 use super::throttle::{MAX_PAUSE, Throttle};
 use crate::error::{Error, Result};
 use crate::id::ProviderId;
+use crate::telemetry;
 
 /// At most this many attempts per request, the first included.
 pub(crate) const MAX_ATTEMPTS: u32 = 3;
@@ -64,6 +65,9 @@ impl BearerSigner {
 
 pub(crate) struct ThrottleMiddleware {
     pub(crate) throttle: Arc<dyn Throttle>,
+    /// A token that comes later than this before the deadline is refused:
+    /// the request would only time out.
+    pub(crate) min_request_time: Duration,
 }
 
 #[async_trait]
@@ -80,14 +84,22 @@ impl Middleware for ThrottleMiddleware {
         // Only requests that are safe to repeat are retried: a POST that got a
         // 429 may be repeated by the caller, never behind its back.
         let idempotent = matches!(*req.method(), Method::GET | Method::HEAD);
+        let token_deadline = ctx
+            .deadline
+            .checked_sub(self.min_request_time)
+            .unwrap_or(ctx.deadline);
         let mut req = req;
         let mut attempt = 1;
         loop {
             if let Some(bucket) = &ctx.bucket {
-                self.throttle
-                    .acquire(bucket, ctx.deadline)
-                    .await
-                    .map_err(reqwest_middleware::Error::middleware)?;
+                let asked = Instant::now();
+                let acquired = self.throttle.acquire(bucket, token_deadline).await;
+                let (provider, rule) = (bucket.provider.as_str(), &*bucket.rule);
+                match &acquired {
+                    Ok(()) => telemetry::record_throttle_wait(provider, rule, asked.elapsed()),
+                    Err(_) => telemetry::record_throttle_refused(provider, rule),
+                }
+                acquired.map_err(reqwest_middleware::Error::middleware)?;
             }
             if let Some(signer) = &ctx.signer {
                 signer.sign(&mut req).map_err(|e| {
@@ -116,7 +128,7 @@ impl Middleware for ThrottleMiddleware {
             }
             let fits = Instant::now()
                 .checked_add(wait)
-                .is_some_and(|at| at <= ctx.deadline);
+                .is_some_and(|at| at <= token_deadline);
             match retry {
                 Some(next_req) if fits => {
                     tracing::debug!(

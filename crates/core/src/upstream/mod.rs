@@ -11,10 +11,11 @@
 //!   implementation can replace it behind the same trait.
 
 mod client;
-mod middleware;
+pub(crate) mod middleware;
+mod observe;
 mod policy;
 mod throttle;
 
 pub use client::{Upstream, UpstreamConfig, UpstreamRequest, UpstreamResponse};
 pub use policy::{ANONYMOUS, BucketKey, BucketLimit, BucketRule, EndpointMatch, ThrottlePolicy};
-pub use throttle::{BucketSnapshot, LocalThrottle, Throttle};
+pub use throttle::{BucketSnapshot, LocalThrottle, Throttle, ThrottleBackend};

@@ -38,6 +38,23 @@ pub trait Throttle: Send + Sync + 'static {
 
     /// The buckets this throttle knows about, for health and status pages.
     fn snapshot(&self) -> Vec<BucketSnapshot>;
+
+    /// Where the budgets are kept right now, for health.
+    fn backend(&self) -> ThrottleBackend {
+        ThrottleBackend::Local
+    }
+}
+
+/// Where a throttle keeps its budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleBackend {
+    /// In this process: each gateway replica has the whole budget.
+    Local,
+    /// In Redis, shared by every replica.
+    Redis,
+    /// Redis is configured but unreachable: this replica keeps a conservative
+    /// local share of each budget until it is back.
+    LocalFallback,
 }
 
 /// The state of one bucket at a moment, approximately.

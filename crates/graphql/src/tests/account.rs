@@ -463,16 +463,17 @@ pub(super) fn schema_without_store(providers: Vec<Arc<Account>>) -> FinmeshSchem
 pub(super) async fn schema_with_store(providers: Vec<Arc<Account>>) -> (FinmeshSchema, TestStore) {
     let store = sqlite_store(SecretCipher::generate_for_demo()).await;
     let registry = registry(providers);
+    let aggregator = Aggregator::new(registry.clone(), AggregatorSettings::default());
     let services = Services {
-        aggregator: Aggregator::new(registry.clone(), AggregatorSettings::default()),
+        aggregator: aggregator.clone(),
         connections: Some(Connections::new(
             store.store.clone(),
-            registry.clone(),
+            registry,
             vec!["https://app.example/".into()],
         )),
         payments: Some(Payments::new(
             store.store.clone(),
-            registry,
+            aggregator,
             PaymentSettings::default(),
         )),
     };

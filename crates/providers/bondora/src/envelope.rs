@@ -254,6 +254,8 @@ fn failure(
             (Some(text), None) | (None, Some(text)) => Some(text.clone()),
             (None, None) => None,
         })
+        // Bondora's words, minus anything that looks like a credential.
+        .map(|said| finmesh_core::redact::scrub(&said))
         .collect();
     let message = match (status, said.is_empty()) {
         (Some(status), true) => format!("Bondora answered {} to {endpoint}", status.as_u16()),
@@ -348,5 +350,28 @@ mod tests {
         let error = failure(&provider, "/x", None, &unknown, true, Duration::ZERO);
         assert_eq!(error.kind, ErrorKind::UpstreamProtocol);
         assert_eq!(error.provider_code.as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn credentials_bondora_echoes_are_scrubbed() {
+        let provider = ProviderId::new("bondora").unwrap();
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        let errors = vec![ApiError {
+            code: Some(401),
+            message: Some(format!("Invalid token {jwt}")),
+            details: Some("Authorization: Bearer 0123456789abcdef0123456789abcdef".into()),
+        }];
+        let error = failure(&provider, "/x", None, &errors, true, Duration::ZERO);
+        assert!(!error.message.contains(jwt), "{}", error.message);
+        assert!(
+            !error.message.contains("0123456789abcdef"),
+            "{}",
+            error.message
+        );
+        assert!(
+            error.message.contains("Invalid token [redacted]"),
+            "{}",
+            error.message
+        );
     }
 }

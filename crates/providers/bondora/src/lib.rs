@@ -35,9 +35,11 @@
 //! | `page_size` | 1000 (1 to 20000, the smallest maximum of the lists) |
 //! | `throttle` | one bucket per endpoint and connection: capacity 1, 0.9 a second (the documented 1/s with a margin for jitter) |
 //! | `oauth` | required: `client_id`, `client_secret`, `redirect_uri`; `authorize_url` (`https://app.bondora.com/oauth/authorize`; older documents say `www.bondora.com`), `token_url` (`https://api.bondora.com/oauth/access_token`), `scopes` (`Investments BidsRead SmBuy`) |
+//! | `webhooks` | none (webhooks refused): `keys = { "<keyId>" = "<secret>" }`, `max_skew_secs` (300); see `webhooks.rs` |
 
 mod envelope;
 mod query;
+mod webhooks;
 mod wire;
 
 use std::future::Future;
@@ -51,6 +53,7 @@ use finmesh_core::provider::{InvestmentRequest, LoanRequest, OfferRequest};
 use finmesh_core::query::{InvestmentFilterField, LoanFilterField, OfferFilterField, OrderKey};
 use finmesh_core::registry::{FactoryContext, ProviderFactory};
 use finmesh_core::upstream::{BucketRule, EndpointMatch, ThrottlePolicy, Upstream, UpstreamConfig};
+use finmesh_core::webhook::{HttpSignatures, SignatureSettings, WebhookReceiver};
 use finmesh_core::{
     AccessToken, CallContext, Capabilities, Error, ErrorKind, ListCapabilities, Provider,
     ProviderId, Result, Slice, TokenSource,
@@ -125,6 +128,10 @@ struct BondoraConfig {
     /// Required: Bondora answers nothing without a user's token.
     #[serde(default)]
     oauth: Option<OAuthSettings>,
+    /// The secrets Bondora signs webhook calls with; without them the
+    /// gateway refuses Bondora's webhooks.
+    #[serde(default)]
+    webhooks: Option<SignatureSettings>,
 }
 
 fn default_base_url() -> String {
@@ -190,7 +197,7 @@ impl ProviderFactory for BondoraFactory {
                 ),
             )
         })?;
-        let upstream = Upstream::new(
+        let upstream = Upstream::from_context(
             id.clone(),
             UpstreamConfig {
                 base_url,
@@ -199,9 +206,24 @@ impl ProviderFactory for BondoraFactory {
                 request_timeout: context.request_timeout,
                 throttle: config.throttle,
             },
-            context.throttle.clone(),
+            context,
         )
         .map_err(|e| prefix_field(&id, e))?;
+        let webhooks = config
+            .webhooks
+            .as_ref()
+            .map(HttpSignatures::new)
+            .transpose()
+            .map_err(|mut e| {
+                let field = key(&format!(
+                    "webhooks.{}",
+                    e.field.as_deref().unwrap_or_default()
+                ));
+                e.message = format!("{field}: {}", e.message);
+                e.field = Some(field);
+                e
+            })?
+            .map(webhooks::BondoraWebhooks::new);
         let oauth = OAuthClient::new(
             id.clone(),
             &OAUTH,
@@ -218,6 +240,7 @@ impl ProviderFactory for BondoraFactory {
             page_size: config.page_size,
             oauth,
             tokens: context.tokens.clone(),
+            webhooks,
         }))
     }
 }
@@ -278,6 +301,7 @@ fn capabilities(page_size: u32) -> Capabilities {
             max_page_size: page_size,
         }),
         transfers: None,
+        requires_principal: true,
     }
 }
 
@@ -290,6 +314,7 @@ pub struct Bondora {
     capabilities: Capabilities,
     oauth: OAuthClient,
     tokens: Arc<dyn TokenSource>,
+    webhooks: Option<webhooks::BondoraWebhooks>,
 }
 
 type MapFn<T> = fn(&ProviderId, Value) -> Result<T>;
@@ -551,6 +576,12 @@ impl Provider for Bondora {
         Some(&self.oauth)
     }
 
+    fn webhooks(&self) -> Option<&dyn WebhookReceiver> {
+        self.webhooks
+            .as_ref()
+            .map(|receiver| receiver as &dyn WebhookReceiver)
+    }
+
     async fn loans(&self, ctx: &CallContext, request: &LoanRequest) -> Result<Slice<Loan>> {
         no_order(&request.order)?;
         let Some(params) = query::auction_params(&request.filter) else {
@@ -627,6 +658,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
             throttle: Arc::new(LocalThrottle::new()),
+            resilience: Default::default(),
             tokens: Arc::new(NoTokens),
         }
     }
@@ -668,6 +700,18 @@ mod tests {
                 serde_json::json!({"oauth": oauth(), "throttle": {"rules": [{"name": "x", "capacity": 0, "refill_per_second": 1}]}}),
                 "providers.bondora.throttle",
             ),
+            (
+                serde_json::json!({"oauth": oauth(), "webhooks": {"keys": {}}}),
+                "providers.bondora.webhooks.keys",
+            ),
+            (
+                serde_json::json!({"oauth": oauth(), "webhooks": {"keys": {"k": "s3cr3t-value"}, "max_skew_secs": 0}}),
+                "providers.bondora.webhooks.max_skew_secs",
+            ),
+            (
+                serde_json::json!({"oauth": oauth(), "webhooks": {"keys": {"k": "s3cr3t-value"}, "skew": 5}}),
+                "providers.bondora.webhooks",
+            ),
         ];
         for (config, key) in cases {
             let err = build(config.clone())
@@ -689,6 +733,7 @@ mod tests {
         let provider = build(serde_json::json!({"kind": "bondora", "oauth": oauth()})).unwrap();
         assert_eq!(provider.kind(), "bondora");
         assert_eq!(provider.name(), "Bondora");
+        assert!(provider.webhooks().is_none(), "webhooks need keys");
         let oauth = provider.oauth().unwrap();
         assert_eq!(oauth.scopes(), ["Investments", "BidsRead", "SmBuy"]);
         let url = oauth.authorize_url("xyz");

@@ -17,6 +17,7 @@ use finmesh_core::model::{InvestmentStatus, LoanPurpose};
 use finmesh_core::provider::{InvestmentRequest, LoanRequest};
 use finmesh_core::query::{InvestmentFilter, LoanFilter, OfferFilter};
 use finmesh_core::registry::{FactoryContext, ProviderFactory, Registry};
+use finmesh_core::resilience::{Resilience, ResilienceSettings};
 use finmesh_core::upstream::LocalThrottle;
 use finmesh_core::{CallContext, ErrorKind, ListRequest, Principal, Provider, ProviderId};
 use finmesh_sandbox::{
@@ -117,6 +118,7 @@ fn context(tokens: Arc<FixedTokens>) -> FactoryContext {
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(10),
         throttle: Arc::new(LocalThrottle::new()),
+        resilience: Default::default(),
         tokens,
     }
 }
@@ -494,7 +496,11 @@ async fn investments_are_each_users_own() {
         Arc::new(Registry::new(vec![provider.clone()]).unwrap()),
         AggregatorSettings::default(),
     );
-    let (summaries, errors) = aggregator.portfolio(&as_user("alice"), None).await.unwrap();
+    let (summaries, errors) = aggregator
+        .portfolio(&as_user("alice"), None)
+        .await
+        .unwrap()
+        .value;
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(summaries.len(), 1);
     assert_eq!(summaries[0].investments, held("alice").len() as u64);
@@ -618,6 +624,15 @@ async fn bondora_needs_a_user_even_for_auctions_while_zonky_answers_anyone() {
             .iter()
             .all(|e| e.node.provider().as_str() == "zonky")
     );
+    // Anonymous callers are not Bondora's: it is left out, not failed...
+    assert!(page.errors.is_empty(), "{:?}", page.errors);
+    // ...unless they ask for it by name.
+    let named = ListArgs {
+        providers: Some(vec!["bondora".into()]),
+        ..args.clone()
+    };
+    let page = aggregator.loans(&anonymous, named).await.unwrap();
+    assert!(page.edges.is_empty());
     assert_eq!(page.errors.len(), 1);
     assert_eq!(page.errors[0].code(), "UNAUTHENTICATED");
     // Signed in, both answer in one order.
@@ -813,11 +828,18 @@ impl Stub {
             axum::serve(listener, app).await.unwrap();
         });
         let tokens = Arc::new(FixedTokens::new().with("bondora", "alice", "stub-token-s3cr3t"));
+        // One queued answer per request: a 5xx must not be retried here.
+        let mut settings = ResilienceSettings::default();
+        settings.retry.max_attempts = 1;
+        let context = FactoryContext {
+            resilience: Resilience::new(settings),
+            ..context(tokens)
+        };
         let provider = BondoraFactory
             .build(
                 ProviderId::new("bondora").unwrap(),
                 &table(&base, json!({"throttle": fast_throttle()})),
-                &context(tokens),
+                &context,
             )
             .unwrap();
         Stub {

@@ -52,6 +52,7 @@ pub(crate) fn map_error(
             .into_iter()
             .find_map(|e| e.detail)
             .unwrap_or_default();
+        let detail = finmesh_core::redact::scrub(&detail);
         tracing::warn!(provider = %provider, detail = %truncate(&detail, 200), "{REFUSED_TOKEN}");
         return Error::internal(REFUSED_TOKEN).with_provider(provider);
     }
@@ -103,7 +104,13 @@ fn map_api_error(operation: Operation, error: &ApiError) -> Option<Error> {
         .and_then(|p| field_of_pointer(operation, p))
         .or_else(|| error.parameter.as_deref().map(field_of_parameter));
     let with_detail = |ours: &str| match &error.detail {
-        Some(detail) if !detail.is_empty() => format!("{ours}: {}", truncate(detail, 300)),
+        // Bongloy's words, minus anything that looks like a credential.
+        Some(detail) if !detail.is_empty() => {
+            format!(
+                "{ours}: {}",
+                truncate(&finmesh_core::redact::scrub(detail), 300)
+            )
+        }
         _ => ours.to_string(),
     };
     let mapped = match code {
@@ -245,6 +252,20 @@ mod tests {
             json!({"code": "validation_error", "source": {"pointer": "/data/type"}}),
         );
         assert_eq!(e.field.as_deref(), Some("input"));
+    }
+
+    #[test]
+    fn credentials_in_details_are_scrubbed() {
+        let e = mapped(
+            Operation::Create,
+            json!({"code": "validation_error", "detail": "api_token: sandbox-partner-api-token is invalid"}),
+        );
+        assert!(
+            !e.message.contains("sandbox-partner-api-token"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("api_token: [redacted]"), "{}", e.message);
     }
 
     #[test]

@@ -156,7 +156,7 @@ impl Bongloy {
         env: config::Env<'_>,
     ) -> Result<Self> {
         let settings = config::Settings::read(&id, table, env)?;
-        let upstream = Upstream::new(
+        let upstream = Upstream::from_context(
             id.clone(),
             UpstreamConfig {
                 base_url: settings.base_url,
@@ -165,7 +165,7 @@ impl Bongloy {
                 request_timeout: context.request_timeout,
                 throttle: settings.throttle,
             },
-            context.throttle.clone(),
+            context,
         )
         .map_err(|e| {
             let field = format!(

@@ -20,6 +20,7 @@ fn context() -> FactoryContext {
         connect_timeout: Duration::from_secs(1),
         request_timeout: Duration::from_secs(2),
         throttle: Arc::new(LocalThrottle::new()),
+        resilience: Default::default(),
         tokens: Arc::new(finmesh_core::auth::NoTokens),
     }
 }

@@ -14,6 +14,7 @@ use finmesh_bongloy::{Bongloy, BongloyFactory, MEDIA_TYPE, REFUSED_TOKEN, Reques
 use finmesh_core::model::{NewTransfer, Transfer, TransferStatus};
 use finmesh_core::query::TransferFilter;
 use finmesh_core::registry::{FactoryContext, ProviderFactory};
+use finmesh_core::resilience::{Resilience, ResilienceSettings};
 use finmesh_core::upstream::LocalThrottle;
 use finmesh_core::{
     CallContext, Currency, Error, ListRequest, Money, Principal, Provider, ProviderId,
@@ -45,11 +46,16 @@ fn ctx(principal: &str) -> CallContext {
 }
 
 fn context() -> FactoryContext {
+    // The suite injects runs of faults and expects recovery the moment they
+    // stop; an open circuit (tested in core) would hold calls back meanwhile.
+    let mut resilience = ResilienceSettings::default();
+    resilience.breaker.failure_threshold = u32::MAX;
     FactoryContext {
         user_agent: "finmesh-test/0.0 (https://example.test)".into(),
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(10),
         throttle: Arc::new(LocalThrottle::new()),
+        resilience: Resilience::new(resilience),
         tokens: Arc::new(finmesh_core::auth::NoTokens),
     }
 }

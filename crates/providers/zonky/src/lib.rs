@@ -139,7 +139,7 @@ impl ProviderFactory for ZonkyFactory {
                 format!("providers.{id}.page_size must be between 1 and {MAX_PAGE_SIZE}"),
             ));
         }
-        let upstream = Upstream::new(
+        let upstream = Upstream::from_context(
             id.clone(),
             UpstreamConfig {
                 base_url,
@@ -148,7 +148,7 @@ impl ProviderFactory for ZonkyFactory {
                 request_timeout: context.request_timeout,
                 throttle: config.throttle,
             },
-            context.throttle.clone(),
+            context,
         )?;
         let oauth = config
             .oauth
@@ -222,6 +222,7 @@ fn capabilities(page_size: u32, connectable: bool) -> Capabilities {
             max_page_size: page_size,
         }),
         transfers: None,
+        requires_principal: false,
     }
 }
 
@@ -253,7 +254,8 @@ impl Zonky {
                     field,
                     format!(
                         "Zonky does not allow this filter or order: {}",
-                        body.error_description.unwrap_or(property)
+                        // Zonky's words, minus anything that looks like a credential.
+                        finmesh_core::redact::scrub(&body.error_description.unwrap_or(property))
                     ),
                 )
                 .with_provider_code("invalid_filter")

@@ -84,6 +84,7 @@ async fn start(
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(5),
         throttle: Arc::new(LocalThrottle::new()),
+        resilience: Default::default(),
         tokens: Arc::new(finmesh_core::auth::NoTokens),
     };
     let provider = ZonkyFactory

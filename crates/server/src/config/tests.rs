@@ -36,6 +36,9 @@ fn the_example_file_documents_the_defaults() {
     let defaults = load("").unwrap();
     assert_eq!(config.server, defaults.server);
     assert_eq!(config.gateway, defaults.gateway);
+    assert_eq!(config.log, defaults.log);
+    assert_eq!(config.otlp, defaults.otlp);
+    assert_eq!(config.cache, defaults.cache);
     let ids: Vec<_> = config
         .providers
         .all()

@@ -11,6 +11,13 @@ use super::*;
 fn app() -> Router {
     let aggregator = Aggregator::new(Default::default(), AggregatorSettings::default());
     let _: &Registry = aggregator.registry();
+    let ops = crate::ops::Ops::new(
+        aggregator.clone(),
+        Arc::new(finmesh_core::upstream::LocalThrottle::new()),
+        Default::default(),
+        Vec::new(),
+    );
+    let webhooks = crate::webhooks::Webhooks::new(aggregator.clone(), None);
     let state = AppState {
         schema: build_schema(
             Services::without_store(aggregator),
@@ -19,8 +26,18 @@ fn app() -> Router {
         request_timeout: Duration::from_secs(5),
         auth: Arc::new(crate::auth::FrontendAuth::from_config(&Default::default()).unwrap()),
         connections: None,
+        max_batch_size: 3,
+        shed: Default::default(),
+        ops,
+        webhooks,
     };
-    router(state, true)
+    let http = crate::config::HttpConfig {
+        max_body_bytes: 1 << 20,
+        http_timeout: Duration::from_secs(15),
+        header_read_timeout: Duration::from_secs(10),
+        cors: Default::default(),
+    };
+    router(state, true, &http)
 }
 
 async fn send(request: Request<Body>) -> (StatusCode, Value) {
@@ -97,4 +114,40 @@ async fn requests_that_are_not_graphql_get_a_coded_error() {
             "{description}: {body}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_batch_runs_each_request_and_is_limited_in_size() {
+    let (status, body) = send(post(
+        r#"[{"query": "{ __typename }"}, {"query": "query($n: Int) { loans(first: $n) { totalCount } }", "variables": {"n": 1}}]"#,
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body[0], json!({"data": {"__typename": "Query"}}), "{body}");
+    assert_eq!(body[1]["data"]["loans"]["totalCount"], 0, "{body}");
+
+    let four = format!("[{}]", [r#"{"query": "{ __typename }"}"#; 4].join(","));
+    let (status, body) = send(post(&four)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BATCH_TOO_LARGE",
+        "{body}"
+    );
+
+    for bad in ["[]", r#"[{"query": "{ __typename }"}, 7]"#] {
+        let (status, body) = send(post(bad)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "BAD_REQUEST",
+            "{bad}: {body}"
+        );
+    }
+    let (_, body) = send(post(r#"[{"query": "{ __typename }"}, 7]"#)).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("batch item 1:"),
+        "{body}"
+    );
 }
