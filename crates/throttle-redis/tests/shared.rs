@@ -79,6 +79,13 @@ async fn drive(
     grants
 }
 
+/// Until both have been seen, each counts the other as away and leaves it
+/// half the budget: let them meet before measuring.
+async fn warm_up(a: &RedisThrottle, b: &RedisThrottle, key: &BucketKey) {
+    let during = Duration::from_millis(300);
+    tokio::join!(drive(a, key, 1, during), drive(b, key, 1, during));
+}
+
 /// The most grants in any window of `window`.
 fn densest(grants: &[Instant], window: Duration) -> usize {
     grants
@@ -103,6 +110,7 @@ async fn two_replicas_share_one_budget_and_use_it() {
     let (a, b) = (throttle(&url, &prefix, 2), throttle(&url, &prefix, 2));
     // 20 tokens a second, a burst of 2.
     let key = key("anonymous", 3, 20);
+    warm_up(&a, &b, &key).await;
     let during = Duration::from_secs(2);
     let started = Instant::now();
     let (from_a, from_b) = tokio::join!(drive(&a, &key, 4, during), drive(&b, &key, 4, during));
@@ -247,9 +255,7 @@ async fn a_cut_off_replica_falls_back_the_other_leaves_it_its_share_and_it_rejoi
     let b = throttle(&format!("redis://{}", link.addr()), &prefix, 2);
     let key = key("anonymous", 3, 20);
     let during = Duration::from_secs(1);
-    // Until both have been seen, each counts the other as away (half the budget).
-    let warm_up = Duration::from_millis(300);
-    tokio::join!(drive(&a, &key, 1, warm_up), drive(&b, &key, 1, warm_up));
+    warm_up(&a, &b, &key).await;
     let (shared_a, shared_b) = tokio::join!(drive(&a, &key, 4, during), drive(&b, &key, 4, during));
     eprintln!(
         "linked: A {} grants, B {} grants in {during:?}",
