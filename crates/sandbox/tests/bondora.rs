@@ -4,6 +4,8 @@
 // Helpers outside `#[test]` functions are test code too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::{
     collections::{BTreeMap, HashSet},
     str::FromStr,
@@ -20,8 +22,9 @@ use axum::{
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Timelike, Utc};
+use common::USER_AGENT;
 use finmesh_sandbox::{
-    BondoraConfig, BondoraSandbox, BucketConfig, FaultKind, Faults, RunningSandbox,
+    BondoraConfig, BondoraSandbox, BucketConfig, FaultKind, Faults,
     bondora::{Attempt, Signing},
 };
 use hmac::{Hmac, Mac};
@@ -30,13 +33,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const USER_AGENT: &str = "finmesh-sandbox-tests/0.1 (https://github.com/finmesh/finmesh)";
-
-struct Sim {
-    sandbox: BondoraSandbox,
-    running: RunningSandbox,
-    client: Client,
-}
+type Sim = common::Sim<BondoraSandbox>;
 
 /// Small data and no quota worth mentioning, unless a test says otherwise.
 fn small_config() -> BondoraConfig {
@@ -56,26 +53,11 @@ fn small_config() -> BondoraConfig {
 
 impl Sim {
     async fn start(config: BondoraConfig) -> Self {
-        let sandbox = BondoraSandbox::new(config);
-        let running = sandbox
-            .clone()
-            .spawn(([127, 0, 0, 1], 0).into())
-            .await
-            .unwrap();
-        let client = Client::builder().user_agent(USER_AGENT).build().unwrap();
-        Self {
-            sandbox,
-            running,
-            client,
-        }
+        Self::launch(BondoraSandbox::new(config)).await
     }
 
     async fn small() -> Self {
         Self::start(small_config()).await
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.running.base_url())
     }
 
     /// A token of `user` with every scope.
@@ -84,9 +66,13 @@ impl Sim {
     }
 
     async fn get(&self, user: &str, path: &str) -> Response {
+        self.get_with(path, &self.token(user)).await
+    }
+
+    async fn get_with(&self, path: &str, token: &str) -> Response {
         self.client
             .get(self.url(path))
-            .bearer_auth(self.token(user))
+            .bearer_auth(token)
             .send()
             .await
             .unwrap()
@@ -221,13 +207,7 @@ async fn every_answer_is_an_envelope() {
         .await
         .unwrap();
     assert_error(anonymous, StatusCode::UNAUTHORIZED).await;
-    let forged = sim
-        .client
-        .get(sim.url("/api/v1/auctions"))
-        .bearer_auth("not-a-token")
-        .send()
-        .await
-        .unwrap();
+    let forged = sim.get_with("/api/v1/auctions", "not-a-token").await;
     assert_error(forged, StatusCode::UNAUTHORIZED).await;
 
     // 403: a token without the endpoint's scope.
@@ -241,22 +221,10 @@ async fn every_answer_is_an_envelope() {
         "/api/v1/secondarymarket",
         "/api/v1/loanpart/6832dee6-92a3-4d9b-af03-5c53fed0c41d",
     ] {
-        let refused = sim
-            .client
-            .get(sim.url(path))
-            .bearer_auth(&bids_only)
-            .send()
-            .await
-            .unwrap();
+        let refused = sim.get_with(path, &bids_only).await;
         assert_error(refused, StatusCode::FORBIDDEN).await;
     }
-    let bids = sim
-        .client
-        .get(sim.url("/api/v1/bids"))
-        .bearer_auth(&bids_only)
-        .send()
-        .await
-        .unwrap();
+    let bids = sim.get_with("/api/v1/bids", &bids_only).await;
     assert_eq!(bids.status(), StatusCode::OK);
     let sm_sell = sim
         .sandbox
@@ -264,12 +232,8 @@ async fn every_answer_is_an_envelope() {
         .issue_tokens("alice", &["SmSell"])
         .access_token;
     let offers = sim
-        .client
-        .get(sim.url("/api/v1/secondarymarket?PageSize=1"))
-        .bearer_auth(&sm_sell)
-        .send()
-        .await
-        .unwrap();
+        .get_with("/api/v1/secondarymarket?PageSize=1", &sm_sell)
+        .await;
     assert_eq!(offers.status(), StatusCode::OK, "SmSell lists offers too");
 
     // 404: an unknown auction, an unknown path.
@@ -362,12 +326,8 @@ async fn oauth_code_flow_then_authorized_calls() {
     let refresh = token["refresh_token"].as_str().unwrap();
 
     let investments = sim
-        .client
-        .get(sim.url("/api/v1/account/investments?PageSize=5"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
+        .get_with("/api/v1/account/investments?PageSize=5", access)
+        .await;
     assert_eq!(investments.status(), StatusCode::OK);
     let investments: Value = investments.json().await.unwrap();
     let bobs: HashSet<String> = ids(&sim.sandbox.investments("bob"), "LoanPartId")
@@ -377,13 +337,7 @@ async fn oauth_code_flow_then_authorized_calls() {
         assert!(bobs.contains(item["LoanPartId"].as_str().unwrap()));
     }
     // Not granted: SmBuy.
-    let offers = sim
-        .client
-        .get(sim.url("/api/v1/secondarymarket"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
+    let offers = sim.get_with("/api/v1/secondarymarket", access).await;
     assert_error(offers, StatusCode::FORBIDDEN).await;
 
     // A refresh as JSON: a new access token and, as the document shows, no
@@ -409,13 +363,7 @@ async fn oauth_code_flow_then_authorized_calls() {
     // An hour later both access tokens have expired.
     sim.sandbox.oauth().advance_time(Duration::from_secs(3601));
     for token in [access, renewed.as_str()] {
-        let expired = sim
-            .client
-            .get(sim.url("/api/v1/auctions"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let expired = sim.get_with("/api/v1/auctions", token).await;
         let body = assert_error(expired, StatusCode::UNAUTHORIZED).await;
         assert!(
             body["Errors"][0]["Details"]
@@ -697,20 +645,15 @@ async fn each_endpoint_has_its_own_quota_per_user() {
     })
     .await;
     let alice = sim.token("alice");
-    let get = |path: &'static str, token: String| {
-        let request = sim.client.get(sim.url(path)).bearer_auth(token);
-        async move { request.send().await.unwrap() }
-    };
-
     assert_eq!(
-        get("/api/v1/auctions", alice.clone()).await.status(),
+        sim.get_with("/api/v1/auctions", &alice).await.status(),
         StatusCode::OK
     );
-    let refused = get("/api/v1/auctions", alice.clone()).await;
+    let refused = sim.get_with("/api/v1/auctions", &alice).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     // A second token of the same user shares the user's quota.
     assert_eq!(
-        get("/api/v1/auctions", sim.token("alice")).await.status(),
+        sim.get("alice", "/api/v1/auctions").await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
     assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
@@ -721,27 +664,29 @@ async fn each_endpoint_has_its_own_quota_per_user() {
     );
     // Other endpoints, and other users, still answer.
     assert_eq!(
-        get("/api/v1/account/investments", alice.clone())
+        sim.get_with("/api/v1/account/investments", &alice)
             .await
             .status(),
         StatusCode::OK
     );
     assert_eq!(
-        get("/api/v1/bids", alice.clone()).await.status(),
+        sim.get_with("/api/v1/bids", &alice).await.status(),
         StatusCode::OK
     );
     assert_eq!(
-        get("/api/v1/auctions", sim.token("bob")).await.status(),
+        sim.get("bob", "/api/v1/auctions").await.status(),
         StatusCode::OK
     );
     // A configured endpoint.
     for _ in 0..3 {
         assert_eq!(
-            get("/api/v1/secondarymarket", alice.clone()).await.status(),
+            sim.get_with("/api/v1/secondarymarket", &alice)
+                .await
+                .status(),
             StatusCode::OK
         );
     }
-    let refused = get("/api/v1/secondarymarket", alice.clone()).await;
+    let refused = sim.get_with("/api/v1/secondarymarket", &alice).await;
     assert_eq!(refused.headers()[header::RETRY_AFTER], "20");
     let body = assert_error(refused, StatusCode::TOO_MANY_REQUESTS).await;
     assert_eq!(
@@ -752,7 +697,7 @@ async fn each_endpoint_has_its_own_quota_per_user() {
     // A refused request takes nothing: after a second, the quota is back.
     tokio::time::sleep(Duration::from_millis(1050)).await;
     assert_eq!(
-        get("/api/v1/auctions", alice.clone()).await.status(),
+        sim.get_with("/api/v1/auctions", &alice).await.status(),
         StatusCode::OK
     );
     assert_eq!(sim.sandbox.stats().throttled, 3);
@@ -765,7 +710,10 @@ async fn each_endpoint_has_its_own_quota_per_user() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(get("/api/v1/bids", alice).await.status(), StatusCode::OK);
+    assert_eq!(
+        sim.get_with("/api/v1/bids", &alice).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -855,27 +803,15 @@ async fn injected_faults_and_the_request_log() {
 
     // Faults over HTTP, never applied to the control endpoints.
     let set = sim
-        .client
-        .put(sim.url("/__sandbox/faults"))
-        .json(&json!({"error_rate": 1.0, "error_status": 500}))
-        .send()
-        .await
-        .unwrap();
+        .put_faults(&json!({"error_rate": 1.0, "error_status": 500}))
+        .await;
     assert_eq!(set.status(), StatusCode::OK);
     assert_error(
         sim.get("alice", path).await,
         StatusCode::INTERNAL_SERVER_ERROR,
     )
     .await;
-    let stats: Value = sim
-        .client
-        .get(sim.url("/__sandbox/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = sim.control("/__sandbox/stats").await;
     assert_eq!(stats["faulted"], 6);
     // The token endpoint is never faulted.
     let oauth = BondoraConfig::default_oauth();

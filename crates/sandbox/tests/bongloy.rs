@@ -5,18 +5,20 @@
 // Helpers outside `#[test]` functions are test code too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use finmesh_sandbox::{
-    BongloyConfig, BongloySandbox, FaultKind, Faults, Outcome, RunningSandbox,
+    BongloyConfig, BongloySandbox, FaultKind, Faults, Outcome,
     bongloy::{
         AccountConfig, AccountStatus, JwtProblem, MEDIA_TYPE, PartnerConfig, PublicKey,
         defaults::*, test_keys, verify_jwt,
     },
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::{Client, Method, RequestBuilder, Response, StatusCode, header};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, header};
 use serde_json::{Value, json};
 
 fn now_secs() -> i64 {
@@ -64,33 +66,15 @@ fn other_token() -> String {
     )
 }
 
-struct Sim {
-    sandbox: BongloySandbox,
-    running: RunningSandbox,
-    client: Client,
-}
+type Sim = common::Sim<BongloySandbox>;
 
 impl Sim {
     async fn start(config: BongloyConfig) -> Self {
-        let sandbox = BongloySandbox::new(config);
-        let running = sandbox
-            .clone()
-            .spawn(([127, 0, 0, 1], 0).into())
-            .await
-            .unwrap();
-        Self {
-            sandbox,
-            running,
-            client: Client::new(),
-        }
+        Self::launch(BongloySandbox::new(config)).await
     }
 
     async fn default() -> Self {
         Self::start(BongloyConfig::default()).await
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.running.base_url())
     }
 
     /// A request signed as the first partner.
@@ -142,6 +126,15 @@ impl Sim {
             Some(json!({"data": {"type": "transfer", "id": id}})),
         )
         .await
+    }
+
+    /// A confirmation signed with `token`, its answer unread.
+    async fn confirm_as(&self, id: &str, token: &str) -> Response {
+        self.request_as(Method::PATCH, &format!("/v1/transfers/{id}/confirm"), token)
+            .json(&json!({"data": {"type": "transfer", "id": id}}))
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -897,16 +890,7 @@ async fn confirmation_errors_carry_the_documented_codes() {
     let (status, body) = read(response).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let poor = body["data"]["id"].as_str().unwrap().to_owned();
-    let confirm = sim
-        .request_as(
-            Method::PATCH,
-            &format!("/v1/transfers/{poor}/confirm"),
-            &other_token(),
-        )
-        .json(&json!({"data": {"type": "transfer", "id": poor}}))
-        .send()
-        .await
-        .unwrap();
+    let confirm = sim.confirm_as(&poor, &other_token()).await;
     assert_eq!(code(read(confirm).await), "insufficient_balance");
     assert_eq!(sim.sandbox.balance(OTHER_ACCOUNT), OTHER_BALANCE);
 
@@ -951,16 +935,7 @@ async fn confirmation_errors_carry_the_documented_codes() {
             .await;
         assert_eq!(error_code(status, &body, StatusCode::NOT_FOUND), None);
     }
-    let confirm = sim
-        .request_as(
-            Method::PATCH,
-            &format!("/v1/transfers/{id}/confirm"),
-            &other_token(),
-        )
-        .json(&json!({"data": {"type": "transfer", "id": id}}))
-        .send()
-        .await
-        .unwrap();
+    let confirm = sim.confirm_as(&id, &other_token()).await;
     assert_eq!(confirm.status(), StatusCode::NOT_FOUND);
     // Updating anything but metadata is refused.
     let (status, body) = sim
@@ -1053,13 +1028,7 @@ async fn commit_then_drop_and_commit_then_error_commit() {
         "next": [{"kind": "commit_then_error", "status": 500}]
     }))
     .unwrap();
-    let response = sim
-        .client
-        .put(sim.url("/__sandbox/faults"))
-        .json(&queued)
-        .send()
-        .await
-        .unwrap();
+    let response = sim.put_faults(&queued).await;
     assert_eq!(response.status(), StatusCode::OK);
     let (status, _) = sim.confirm(&id).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -1085,15 +1054,7 @@ async fn control_endpoints_show_accounts_and_reset_the_ledger() {
     let id = sim.created(7_500, ACTIVE_DESTINATION).await;
     assert_eq!(sim.confirm(&id).await.0, StatusCode::OK);
 
-    let accounts: Value = sim
-        .client
-        .get(sim.url("/__sandbox/bongloy/accounts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accounts: Value = sim.control("/__sandbox/bongloy/accounts").await;
     let balance = |number: &str| {
         accounts
             .as_array()
@@ -1108,26 +1069,10 @@ async fn control_endpoints_show_accounts_and_reset_the_ledger() {
     let inactive = sim.sandbox.account(INACTIVE_DESTINATION).unwrap();
     assert_eq!(inactive.status, AccountStatus::Inactive);
     assert_eq!(inactive.daily_transfer_limit, DAILY_TRANSFER_LIMIT);
-    let transfers: Value = sim
-        .client
-        .get(sim.url("/__sandbox/bongloy/transfers"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let transfers: Value = sim.control("/__sandbox/bongloy/transfers").await;
     assert_eq!(transfers[0]["id"], id.as_str());
 
-    let stats: Value = sim
-        .client
-        .get(sim.url("/__sandbox/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = sim.control("/__sandbox/stats").await;
     assert_eq!(stats["served"], json!(2));
     // The log never keeps the token.
     assert!(sim.sandbox.requests().iter().all(|r| r.authorization));

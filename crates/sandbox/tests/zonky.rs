@@ -4,6 +4,8 @@
 // Helpers outside `#[test]` functions are test code too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::{
     str::FromStr,
     time::{Duration, Instant},
@@ -11,37 +13,22 @@ use std::{
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use chrono_tz::Europe::Prague;
+use common::{USER_AGENT, fetch_json};
 use finmesh_sandbox::{
-    BucketConfig, FaultKind, Faults, OAuthConfig, Outcome, RateLimitBurst, RunningSandbox, Stats,
-    TokenStats, ZonkyConfig, ZonkySandbox,
+    BucketConfig, FaultKind, Faults, OAuthConfig, Outcome, RateLimitBurst, Stats, TokenStats,
+    ZonkyConfig, ZonkySandbox,
 };
 use reqwest::{Client, RequestBuilder, Response, StatusCode, Url, header, redirect};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 const LOANS: usize = 400;
-const USER_AGENT: &str = "finmesh-sandbox-tests/0.1 (https://github.com/finmesh/finmesh)";
 
-struct Sim {
-    sandbox: ZonkySandbox,
-    running: RunningSandbox,
-    client: Client,
-}
+type Sim = common::Sim<ZonkySandbox>;
 
 impl Sim {
     async fn start(config: ZonkyConfig) -> Self {
-        let sandbox = ZonkySandbox::new(config);
-        let running = sandbox
-            .clone()
-            .spawn(([127, 0, 0, 1], 0).into())
-            .await
-            .unwrap();
-        let client = Client::builder().user_agent(USER_AGENT).build().unwrap();
-        Self {
-            sandbox,
-            running,
-            client,
-        }
+        Self::launch(ZonkySandbox::new(config)).await
     }
 
     async fn small() -> Self {
@@ -49,23 +36,19 @@ impl Sim {
     }
 
     fn get(&self, path: &str) -> RequestBuilder {
-        self.client
-            .get(format!("{}{path}", self.running.base_url()))
+        self.client.get(self.url(path))
+    }
+
+    async fn status(&self, path: &str) -> StatusCode {
+        self.get(path).send().await.unwrap().status()
     }
 
     /// Every matching loan in one page, and `X-Total`.
     async fn all(&self, order: Option<&str>, query: &[(&str, &str)]) -> (Vec<Value>, usize) {
-        let mut request = self
+        let request = self
             .get("/loans/marketplace")
-            .header("X-Size", LOANS.to_string())
-            .query(query);
-        if let Some(order) = order {
-            request = request.header("X-Order", order);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{query:?} {order:?}");
-        let total = x_total(&response);
-        (response.json().await.unwrap(), total)
+            .header("X-Size", LOANS.to_string());
+        whole_list(request, order, query).await
     }
 
     /// The brute-force answer: every loan matching `keep`, in `order`.
@@ -86,6 +69,46 @@ fn small_config() -> ZonkyConfig {
         loans: LOANS,
         ..ZonkyConfig::default()
     }
+}
+
+/// The answer to a list `request` asked for a page that holds every match,
+/// filtered by `query` and ordered by `order`; and its `X-Total`.
+async fn whole_list(
+    request: RequestBuilder,
+    order: Option<&str>,
+    query: &[(&str, &str)],
+) -> (Vec<Value>, usize) {
+    let mut request = request.query(query);
+    if let Some(order) = order {
+        request = request.header("X-Order", order);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{query:?} {order:?}");
+    let total = x_total(&response);
+    (response.json().await.unwrap(), total)
+}
+
+/// The ids of a list read page by page, `size` at a time, every page
+/// saying `total` in `X-Total`.
+async fn paged_ids(list: impl Fn() -> RequestBuilder, size: usize, total: usize) -> Vec<u64> {
+    let mut collected = Vec::new();
+    for page in 0.. {
+        let response = list()
+            .header("X-Page", page.to_string())
+            .header("X-Size", size.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(x_total(&response), total);
+        let records: Vec<Value> = response.json().await.unwrap();
+        assert!(records.len() <= size);
+        if records.is_empty() {
+            break;
+        }
+        collected.extend(ids(&records));
+    }
+    collected
 }
 
 fn x_total(response: &Response) -> usize {
@@ -179,23 +202,7 @@ async fn pages_cover_the_marketplace_in_order() {
         "default page 0 of 20, newest first"
     );
 
-    let mut collected = Vec::new();
-    for page in 0.. {
-        let response = sim
-            .get("/loans/marketplace")
-            .header("X-Page", page.to_string())
-            .header("X-Size", "7")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(x_total(&response), LOANS);
-        let loans: Vec<Value> = response.json().await.unwrap();
-        assert!(loans.len() <= 7);
-        if loans.is_empty() {
-            break;
-        }
-        collected.extend(ids(&loans));
-    }
+    let collected = paged_ids(|| sim.get("/loans/marketplace"), 7, LOANS).await;
     assert_eq!(collected, expected);
 
     let capped = Sim::start(ZonkyConfig {
@@ -546,14 +553,8 @@ async fn partial_responses_keep_the_requested_fields() {
 
     let full = &sim.sandbox.loans()[3];
     let id = full["id"].as_u64().unwrap();
-    let detail: Value = sim
-        .get(&format!("/loans/{id}?fields=id,insuranceHistory.*,photos"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail: Value =
+        fetch_json(sim.get(&format!("/loans/{id}?fields=id,insuranceHistory.*,photos"))).await;
     assert_eq!(
         detail,
         json!({"id": id, "insuranceHistory": full["insuranceHistory"], "photos": full["photos"]})
@@ -656,10 +657,7 @@ async fn retry_after_is_sent_only_when_configured() {
         ..small_config()
     })
     .await;
-    assert_eq!(
-        sim.get("/loans/1").send().await.unwrap().status(),
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(sim.status("/loans/1").await, StatusCode::NOT_FOUND);
     let refused = sim.get("/loans/1").send().await.unwrap();
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.headers()[header::RETRY_AFTER], "2");
@@ -698,18 +696,11 @@ async fn last_published_has_its_own_budget() {
         assert_eq!(x_total(&response), 5_000);
     }
     assert_eq!(
-        sim.get("/loans/marketplace").send().await.unwrap().status(),
+        sim.status("/loans/marketplace").await,
         StatusCode::TOO_MANY_REQUESTS
     );
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(
-        sim.get("/loans/last-published")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(sim.status("/loans/last-published").await, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -789,10 +780,7 @@ async fn fault_rates_bursts_and_latency() {
     });
     assert!(marketplace().await.is_err());
     // Control endpoints are never faulted.
-    assert_eq!(
-        sim.get("/__sandbox/stats").send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(sim.status("/__sandbox/stats").await, StatusCode::OK);
 
     sim.sandbox.set_faults(Faults {
         rate_limit_burst: Some(RateLimitBurst {
@@ -819,7 +807,7 @@ async fn fault_rates_bursts_and_latency() {
     // Random faults strike the same requests for the same seed.
     let pattern = |sim: &Sim| {
         let sim_client = sim.client.clone();
-        let url = format!("{}/loans/marketplace", sim.running.base_url());
+        let url = sim.url("/loans/marketplace");
         async move {
             let mut statuses = Vec::new();
             for _ in 0..20 {
@@ -849,35 +837,20 @@ async fn fault_rates_bursts_and_latency() {
 #[tokio::test]
 async fn faults_change_over_http() {
     let sim = Sim::small().await;
-    let faults_url = format!("{}/__sandbox/faults", sim.running.base_url());
     let set = json!({"error_status": 504, "error_rate": 1.0, "next": [{"kind": "drop"}]});
-    let response = sim.client.put(&faults_url).json(&set).send().await.unwrap();
+    let response = sim.put_faults(&set).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let current: Faults = sim
-        .client
-        .get(&faults_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let current: Faults = sim.control("/__sandbox/faults").await;
     assert_eq!(current.next, [FaultKind::Drop]);
     assert_eq!(current, sim.sandbox.faults());
 
     assert!(sim.get("/loans/marketplace").send().await.is_err());
     assert_eq!(
-        sim.get("/loans/marketplace").send().await.unwrap().status(),
+        sim.status("/loans/marketplace").await,
         StatusCode::GATEWAY_TIMEOUT
     );
 
-    let invalid = sim
-        .client
-        .put(&faults_url)
-        .json(&json!({"drop_rate": 2.0}))
-        .send()
-        .await
-        .unwrap();
+    let invalid = sim.put_faults(&json!({"drop_rate": 2.0})).await;
     assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         invalid.json::<Value>().await.unwrap()["error"],
@@ -915,14 +888,7 @@ async fn stats_and_request_log() {
     });
     sim.get("/loans/marketplace").send().await.unwrap();
 
-    let stats: Stats = sim
-        .get("/__sandbox/stats")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Stats = sim.control("/__sandbox/stats").await;
     assert_eq!(stats, sim.sandbox.stats());
     assert_eq!(
         serde_json::to_value(&stats).unwrap(),
@@ -934,14 +900,7 @@ async fn stats_and_request_log() {
         })
     );
 
-    let log: Vec<Value> = sim
-        .get("/__sandbox/requests")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log: Vec<Value> = sim.control("/__sandbox/requests").await;
     assert_eq!(log.len(), 7);
     let first = &log[0];
     assert_eq!(first["method"], "GET");
@@ -966,7 +925,7 @@ async fn stats_and_request_log() {
 
     let reset = sim
         .client
-        .post(format!("{}/__sandbox/reset", sim.running.base_url()))
+        .post(sim.url("/__sandbox/reset"))
         .send()
         .await
         .unwrap();
@@ -974,20 +933,13 @@ async fn stats_and_request_log() {
     assert_eq!(sim.sandbox.stats(), Stats::default());
     assert!(sim.sandbox.requests().is_empty());
     // Buckets are full again.
-    assert_eq!(
-        sim.get("/loans/last-published")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(sim.status("/loans/last-published").await, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn answers_are_gzipped_for_clients_that_accept_it() {
     let sim = Sim::small().await;
-    let url = format!("{}/loans/marketplace", sim.running.base_url());
+    let url = sim.url("/loans/marketplace");
     let raw_client = Client::builder().no_gzip().build().unwrap();
 
     let compressed = raw_client
@@ -1004,15 +956,7 @@ async fn answers_are_gzipped_for_clients_that_accept_it() {
     assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
     let plain: Value = plain.json().await.unwrap();
     // reqwest with gzip asks for it and inflates it.
-    let inflated: Value = sim
-        .client
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let inflated: Value = fetch_json(sim.client.get(&url)).await;
     assert_eq!(inflated, plain);
     assert!(bytes.len() < plain.to_string().len() / 2);
 }
@@ -1042,10 +986,6 @@ const CALLBACK: &str = "http://127.0.0.1:9/callback?app=finmesh";
 const READ_SCOPES: &str = "SCOPE_APP_BASIC_INFO SCOPE_INVESTMENT_READ";
 
 impl Sim {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.running.base_url())
-    }
-
     /// The authorize step, without following its redirect.
     async fn authorize(&self, params: &[(&str, &str)]) -> Response {
         Client::builder()
@@ -1086,32 +1026,56 @@ impl Sim {
             .unwrap()
     }
 
-    async fn refresh(&self, refresh_token: &Value) -> Response {
+    /// A token request with a form body and no HTTP Basic credentials.
+    async fn token_without_basic(&self, form: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url("/oauth/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Exchanges `code`, sent to [`CALLBACK`], for tokens.
+    async fn exchange(&self, code: &str) -> Response {
         self.token(
             &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token.as_str().unwrap()),
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", CALLBACK),
             ],
             "mujrobot",
         )
         .await
     }
 
+    async fn refresh(&self, refresh_token: &Value) -> Response {
+        self.refresh_to(refresh_token, None).await
+    }
+
+    /// A refresh that asks for `scope`, if given.
+    async fn refresh_to(&self, refresh_token: &Value, scope: Option<&str>) -> Response {
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.as_str().unwrap()),
+        ];
+        form.extend(scope.map(|scope| ("scope", scope)));
+        self.token(&form, "mujrobot").await
+    }
+
     /// The whole code flow for `user`: the token answer.
     async fn login(&self, user: &str) -> Value {
         let code = self.code(user, READ_SCOPES).await;
-        let response = self
-            .token(
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("redirect_uri", CALLBACK),
-                ],
-                "mujrobot",
-            )
-            .await;
+        let response = self.exchange(&code).await;
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
+    }
+
+    /// The token endpoint's counters, as the sandbox and its control endpoint tell them.
+    async fn assert_token_stats(&self, expected: TokenStats) {
+        assert_eq!(self.sandbox.oauth().token_stats(), expected);
+        let over_http: TokenStats = self.control("/__sandbox/oauth").await;
+        assert_eq!(over_http, expected);
     }
 
     fn get_as(&self, path: &str, tokens: &Value) -> RequestBuilder {
@@ -1126,17 +1090,10 @@ impl Sim {
         order: Option<&str>,
         query: &[(&str, &str)],
     ) -> (Vec<Value>, usize) {
-        let mut request = self
+        let request = self
             .get_as("/me/investments", tokens)
-            .header("X-Size", "1000")
-            .query(query);
-        if let Some(order) = order {
-            request = request.header("X-Order", order);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{query:?} {order:?}");
-        let total = x_total(&response);
-        (response.json().await.unwrap(), total)
+            .header("X-Size", "1000");
+        whole_list(request, order, query).await
     }
 }
 
@@ -1251,14 +1208,7 @@ async fn authorization_code_flow_over_http() {
     assert_eq!(x_total(&response), 300);
     let page: Vec<Value> = response.json().await.unwrap();
     assert_eq!(page.len(), 20);
-    let basic: Value = sim
-        .get_as("/users/me/basic", &tokens)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let basic: Value = fetch_json(sim.get_as("/users/me/basic", &tokens)).await;
     assert_eq!(basic["nickName"], "alice");
     assert_eq!(basic["email"], "alice@sandbox.zonky.cz");
 
@@ -1269,21 +1219,12 @@ async fn authorization_code_flow_over_http() {
         (StatusCode::BAD_REQUEST, "invalid_grant".to_owned())
     );
 
-    let expected = TokenStats {
+    sim.assert_token_stats(TokenStats {
         authorization_code: 1,
         refresh_token: 0,
         refused: 1,
-    };
-    assert_eq!(sim.sandbox.oauth().token_stats(), expected);
-    let over_http: TokenStats = sim
-        .get("/__sandbox/oauth")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(over_http, expected);
+    })
+    .await;
 
     // Logged, throttled and counted like any endpoint; no secret in the log.
     let stats = sim.sandbox.stats();
@@ -1318,13 +1259,7 @@ async fn token_endpoint_refuses_bad_clients_codes_and_grants() {
         error_of(response).await,
         refused(StatusCode::UNAUTHORIZED, "invalid_client")
     );
-    let anonymous = sim
-        .client
-        .post(sim.url("/oauth/token"))
-        .form(&exchange)
-        .send()
-        .await
-        .unwrap();
+    let anonymous = sim.token_without_basic(&exchange).await;
     assert_eq!(
         error_of(anonymous).await,
         refused(StatusCode::UNAUTHORIZED, "invalid_client")
@@ -1332,13 +1267,7 @@ async fn token_endpoint_refuses_bad_clients_codes_and_grants() {
     // Zonky wants the credentials in the Basic header, not in the body.
     let mut in_body = exchange.to_vec();
     in_body.extend([("client_id", "mujrobot"), ("client_secret", "mujrobot")]);
-    let response = sim
-        .client
-        .post(sim.url("/oauth/token"))
-        .form(&in_body)
-        .send()
-        .await
-        .unwrap();
+    let response = sim.token_without_basic(&in_body).await;
     assert_eq!(
         error_of(response).await,
         refused(StatusCode::UNAUTHORIZED, "invalid_client")
@@ -1368,16 +1297,7 @@ async fn token_endpoint_refuses_bad_clients_codes_and_grants() {
     // Codes expire after five minutes.
     let code = sim.code("alice", READ_SCOPES).await;
     sim.sandbox.oauth().advance_time(Duration::from_secs(301));
-    let response = sim
-        .token(
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", CALLBACK),
-            ],
-            "mujrobot",
-        )
-        .await;
+    let response = sim.exchange(&code).await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant");
     assert!(
@@ -1450,14 +1370,7 @@ async fn token_endpoint_refuses_bad_clients_codes_and_grants() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let tokens: Value = response.json().await.unwrap();
-    let basic: Value = sim
-        .get_as("/users/me/basic", &tokens)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let basic: Value = fetch_json(sim.get_as("/users/me/basic", &tokens)).await;
     assert_eq!(basic["nickName"], "bob");
 
     assert_eq!(
@@ -1526,16 +1439,7 @@ async fn authorize_redirects_errors_to_a_known_client_only() {
     // Without a scope, every scope of the client.
     let response = sim.authorize(&with(&[("sandbox_user", "bob")])).await;
     let code = redirect_params(&response)["code"].clone();
-    let response = sim
-        .token(
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", CALLBACK),
-            ],
-            "mujrobot",
-        )
-        .await;
+    let response = sim.exchange(&code).await;
     let tokens: Value = response.json().await.unwrap();
     assert_eq!(
         tokens["scope"],
@@ -1608,14 +1512,7 @@ async fn refresh_rotates_refresh_tokens() {
 
     // A refresh may narrow the scopes, never widen them.
     let response = sim
-        .token(
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", third["refresh_token"].as_str().unwrap()),
-                ("scope", "SCOPE_INVESTMENT_READ"),
-            ],
-            "mujrobot",
-        )
+        .refresh_to(&third["refresh_token"], Some("SCOPE_INVESTMENT_READ"))
         .await;
     let narrow: Value = response.json().await.unwrap();
     assert_eq!(narrow["scope"], "SCOPE_INVESTMENT_READ");
@@ -1625,35 +1522,19 @@ async fn refresh_rotates_refresh_tokens() {
         (StatusCode::FORBIDDEN, "insufficient_scope".to_owned())
     );
     let response = sim
-        .token(
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", narrow["refresh_token"].as_str().unwrap()),
-                ("scope", "SCOPE_INVESTMENT_WRITE"),
-            ],
-            "mujrobot",
-        )
+        .refresh_to(&narrow["refresh_token"], Some("SCOPE_INVESTMENT_WRITE"))
         .await;
     assert_eq!(
         error_of(response).await,
         (StatusCode::BAD_REQUEST, "invalid_scope".to_owned())
     );
 
-    let expected = TokenStats {
+    sim.assert_token_stats(TokenStats {
         authorization_code: 1,
         refresh_token: 3,
         refused: 3,
-    };
-    assert_eq!(sim.sandbox.oauth().token_stats(), expected);
-    let over_http: TokenStats = sim
-        .get("/__sandbox/oauth")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(over_http, expected);
+    })
+    .await;
     sim.client
         .post(sim.url("/__sandbox/reset"))
         .send()
@@ -1820,14 +1701,7 @@ async fn users_never_see_each_others_investments() {
 
     let own = &alices[17];
     let id = own["id"].as_u64().unwrap();
-    let detail: Value = sim
-        .get_as(&format!("/me/investments/{id}"), &alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail: Value = fetch_json(sim.get_as(&format!("/me/investments/{id}"), &alice)).await;
     assert_eq!(
         Some(&detail),
         sim.sandbox.investment_detail("alice", id).as_ref()
@@ -1858,14 +1732,8 @@ async fn users_never_see_each_others_investments() {
         assert!(!detail["loan"][field].is_null(), "{field}");
     }
     assert!(detail["loan"]["borrower"]["borrowerNo"].is_string());
-    let partial: Value = sim
-        .get_as(&format!("/me/investments/{id}?fields=id,loan.id"), &alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let partial: Value =
+        fetch_json(sim.get_as(&format!("/me/investments/{id}?fields=id,loan.id"), &alice)).await;
     assert_eq!(
         partial,
         json!({"id": id, "loan": {"id": own["loan"]["id"]}})
@@ -1932,22 +1800,7 @@ async fn my_investments_page_filter_and_order_like_brute_force() {
     // Pages of the default order (newest first) cover everything once.
     let mut expected = all.clone();
     sort_with(&mut expected, "-timeCreated", investment_key);
-    let mut collected = Vec::new();
-    for page in 0.. {
-        let response = sim
-            .get_as("/me/investments", &alice)
-            .header("X-Page", page.to_string())
-            .header("X-Size", "7")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(x_total(&response), 300);
-        let investments: Vec<Value> = response.json().await.unwrap();
-        if investments.is_empty() {
-            break;
-        }
-        collected.extend(ids(&investments));
-    }
+    let collected = paged_ids(|| sim.get_as("/me/investments", &alice), 7, 300).await;
     assert_eq!(collected, ids(&expected));
 
     let median = &expected[150];
@@ -2180,23 +2033,7 @@ async fn secondary_marketplace_pages_filters_and_hides_delinquent_loans() {
     assert!(healthy.len() > 500 && healthy.len() < 1000);
 
     // Public, and without `delinquent` only loans not past due.
-    let mut collected = Vec::new();
-    for page in 0.. {
-        let response = sim
-            .get("/smp/investments")
-            .header("X-Page", page.to_string())
-            .header("X-Size", "100")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(x_total(&response), healthy.len());
-        let page: Vec<Value> = response.json().await.unwrap();
-        if page.is_empty() {
-            break;
-        }
-        collected.extend(ids(&page));
-    }
+    let collected = paged_ids(|| sim.get("/smp/investments"), 100, healthy.len()).await;
     assert_eq!(collected, ids(&healthy));
 
     let all_offers = |query: &'static [(&'static str, &'static str)], order: &'static str| {
@@ -2311,15 +2148,11 @@ async fn secondary_marketplace_pages_filters_and_hides_delinquent_loans() {
         assert!(!offer[field].is_null(), "{field}");
     }
     assert_eq!(offer["loan"]["id"], offer["loanId"]);
-    let partial: Vec<Value> = sim
-        .get("/smp/investments?fields=id,loan.id")
-        .header("X-Size", "2")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let partial: Vec<Value> = fetch_json(
+        sim.get("/smp/investments?fields=id,loan.id")
+            .header("X-Size", "2"),
+    )
+    .await;
     assert_eq!(
         partial[0],
         json!({"id": offer["id"], "loan": {"id": offer["loanId"]}})

@@ -9,15 +9,19 @@
 //!
 //! The suite calls the provider as [`Simulator::principal`] (anonymously by
 //! default); adapters whose platform wants a user's token for everything get
-//! one from a [`FixedTokens`] in their `FactoryContext`.
+//! one from a [`FixedTokens`] in their `FactoryContext`. Simulators of
+//! `finmesh-sandbox` inject the suite's [`Fault`]s through [`sandbox_faults`].
 // A test-support crate: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod lists;
 mod offers;
+mod sandbox;
 mod tokens;
 pub mod transfers;
 
 pub use offers::check_offers;
+pub use sandbox::sandbox_faults;
 pub use tokens::FixedTokens;
 pub use transfers::{TransferSimulator, check_transfers};
 
@@ -26,11 +30,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use finmesh_core::aggregate::{Aggregator, AggregatorSettings, ListArgs};
+use finmesh_core::aggregate::{Aggregator, AggregatorSettings, Loans};
 use finmesh_core::model::Loan;
-use finmesh_core::query::{
-    Bounds, LoanFilter, LoanFilterField, LoanOrderField, OrderKey, compare_loans,
-};
+use finmesh_core::query::{Bounds, LoanFilter, LoanFilterField, LoanOrderField, OrderKey};
 use finmesh_core::registry::Registry;
 use finmesh_core::{CallContext, ErrorKind, ListRequest, Principal, Provider};
 use tokio::time::Instant;
@@ -74,6 +76,14 @@ pub trait Simulator: Send + Sync {
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The faults every suite injects, and the error kind each must become.
+pub(crate) const FAULT_KINDS: [(Fault, ErrorKind); 4] = [
+    (Fault::ServerError, ErrorKind::UpstreamUnavailable),
+    (Fault::Drop, ErrorKind::UpstreamUnavailable),
+    (Fault::Malformed, ErrorKind::UpstreamProtocol),
+    (Fault::Truncated, ErrorKind::UpstreamProtocol),
+];
+
 /// Whom the suite's calls are made for: the simulator's principal, if any.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller(Option<Principal>);
@@ -101,10 +111,33 @@ impl Caller {
 /// The rate-limit check runs last: it pauses the provider's throttle buckets.
 pub async fn check_loans(provider: Arc<dyn Provider>, simulator: &dyn Simulator) {
     let caller = Caller::of(simulator);
-    let all = paging_visits_every_loan_once(&provider, &caller, simulator).await;
-    filters_match_brute_force(&provider, &caller, &all).await;
-    orders_match_brute_force(&provider, &caller, &all).await;
-    pushed_down_filters_are_evaluated_upstream(&provider, &caller, &all).await;
+    let ctx = || caller.ctx();
+    let all = lists::paging_visits_every_record_once::<Loans>(
+        &provider,
+        &ctx,
+        simulator.marketplace_ids(),
+        97,
+        333,
+        vec![OrderKey::asc(LoanOrderField::PublishedAt)],
+    )
+    .await;
+    lists::filters_match_brute_force::<Loans>(
+        &provider,
+        &ctx,
+        &all,
+        sample_filters(&all),
+        combined_filter(&all),
+        vec![OrderKey::desc(LoanOrderField::InterestRate)],
+    )
+    .await;
+    orders_match_brute_force(&provider, &ctx, &all).await;
+    lists::pushed_down_filters_are_evaluated_upstream::<Loans>(
+        &provider,
+        &ctx,
+        &all,
+        sample_filters(&all),
+    )
+    .await;
     loan_by_id(&provider, &caller, &all, simulator).await;
     faults_map_to_the_taxonomy(&provider, &caller, simulator).await;
     rate_limits_are_obeyed(&provider, &caller, simulator).await;
@@ -116,7 +149,7 @@ pub async fn check_loans(provider: Arc<dyn Provider>, simulator: &dyn Simulator)
 }
 
 pub(crate) fn aggregator(provider: &Arc<dyn Provider>) -> Aggregator {
-    let registry = Registry::new(vec![provider.clone()]).unwrap();
+    let registry = Registry::new(vec![provider.clone()]).expect("one provider");
     Aggregator::new(
         Arc::new(registry),
         AggregatorSettings {
@@ -124,114 +157,6 @@ pub(crate) fn aggregator(provider: &Arc<dyn Provider>) -> Aggregator {
             ..Default::default()
         },
     )
-}
-
-/// Follows cursors to the end, asserting no loan comes twice.
-async fn walk(
-    aggregator: &Aggregator,
-    caller: &Caller,
-    filter: LoanFilter,
-    order: Vec<OrderKey<LoanOrderField>>,
-    page_size: i64,
-) -> Vec<Loan> {
-    let mut args = ListArgs {
-        filter,
-        order,
-        first: Some(page_size),
-        after: None,
-        providers: None,
-    };
-    let mut served = Vec::new();
-    let mut seen = HashSet::new();
-    loop {
-        let page = aggregator.loans(&caller.ctx(), args.clone()).await.unwrap();
-        assert!(page.errors.is_empty(), "provider failed: {:?}", page.errors);
-        for edge in &page.edges {
-            assert!(
-                seen.insert(edge.node.id.clone()),
-                "{} served twice",
-                edge.node.id
-            );
-        }
-        served.extend(page.edges.iter().map(|e| e.node.clone()));
-        if !page.has_next_page {
-            return served;
-        }
-        args.after = Some(
-            page.end_cursor()
-                .expect("a page with a next page has edges")
-                .to_string(),
-        );
-    }
-}
-
-fn ids(loans: &[Loan]) -> HashSet<String> {
-    loans.iter().map(|l| l.id.native().to_string()).collect()
-}
-
-async fn paging_visits_every_loan_once(
-    provider: &Arc<dyn Provider>,
-    caller: &Caller,
-    simulator: &dyn Simulator,
-) -> Vec<Loan> {
-    let all = walk(
-        &aggregator(provider),
-        caller,
-        LoanFilter::default(),
-        vec![],
-        97,
-    )
-    .await;
-    assert_eq!(
-        ids(&all),
-        simulator.marketplace_ids(),
-        "paging lost or invented loans"
-    );
-
-    // Windows of the raw provider list tile the whole list exactly.
-    let mut tiled = Vec::new();
-    let mut offset = 0;
-    loop {
-        let request = ListRequest {
-            filter: LoanFilter::default(),
-            order: vec![OrderKey::asc(LoanOrderField::PublishedAt)]
-                .into_iter()
-                .filter(|k| provider_orders(provider).contains(&k.field))
-                .collect(),
-            offset,
-            limit: 333,
-        };
-        let slice = provider.loans(&caller.ctx(), &request).await.unwrap();
-        if let Some(total) = slice.total {
-            assert_eq!(
-                total as usize,
-                all.len(),
-                "the platform's total disagrees with paging"
-            );
-        }
-        let fetched = slice.items.len();
-        tiled.extend(slice.items);
-        if fetched < 333 {
-            break;
-        }
-        offset += 333;
-    }
-    assert_eq!(
-        tiled.len(),
-        all.len(),
-        "offset windows overlap or leave gaps"
-    );
-    assert_eq!(ids(&tiled), ids(&all));
-    all
-}
-
-fn provider_orders(provider: &Arc<dyn Provider>) -> Vec<LoanOrderField> {
-    provider
-        .capabilities()
-        .loans
-        .as_ref()
-        .map(|c| c.orders.clone())
-        .unwrap_or_default()
 }
 
 /// One filter per field, built from values the data really has.
@@ -330,60 +255,24 @@ fn sample_filters(all: &[Loan]) -> Vec<(LoanFilterField, LoanFilter)> {
     ]
 }
 
-fn assert_same_as_brute_force(
-    what: &str,
-    served: &[Loan],
+/// All the sample filters at once.
+fn combined_filter(all: &[Loan]) -> LoanFilter {
+    sample_filters(all)
+        .into_iter()
+        .fold(LoanFilter::default(), |mut acc, (_, f)| {
+            acc.interest_rate = acc.interest_rate.or(f.interest_rate);
+            acc.term_months = acc.term_months.or(f.term_months);
+            acc.ratings = acc.ratings.or(f.ratings);
+            acc.insured = acc.insured.or(f.insured);
+            acc
+        })
+}
+
+async fn orders_match_brute_force(
+    provider: &Arc<dyn Provider>,
+    ctx: &impl Fn() -> CallContext,
     all: &[Loan],
-    filter: &LoanFilter,
-    order: &[OrderKey<LoanOrderField>],
 ) {
-    let expected: HashSet<String> = ids(&all
-        .iter()
-        .filter(|l| filter.matches(l))
-        .cloned()
-        .collect::<Vec<_>>());
-    assert_eq!(ids(served), expected, "{what}: wrong set of loans");
-    for pair in served.windows(2) {
-        assert_ne!(
-            compare_loans(&pair[0], &pair[1], order),
-            std::cmp::Ordering::Greater,
-            "{what}: {} comes before {} against the order",
-            pair[0].id,
-            pair[1].id
-        );
-    }
-}
-
-async fn filters_match_brute_force(provider: &Arc<dyn Provider>, caller: &Caller, all: &[Loan]) {
-    let aggregator = aggregator(provider);
-    let order = vec![OrderKey::desc(LoanOrderField::InterestRate)];
-    for (field, filter) in sample_filters(all) {
-        let served = walk(&aggregator, caller, filter.clone(), order.clone(), 100).await;
-        assert_same_as_brute_force(
-            &format!("filter on {field:?}"),
-            &served,
-            all,
-            &filter,
-            &order,
-        );
-    }
-    // All of them at once.
-    let combined =
-        sample_filters(all)
-            .into_iter()
-            .fold(LoanFilter::default(), |mut acc, (_, f)| {
-                acc.interest_rate = acc.interest_rate.or(f.interest_rate);
-                acc.term_months = acc.term_months.or(f.term_months);
-                acc.ratings = acc.ratings.or(f.ratings);
-                acc.insured = acc.insured.or(f.insured);
-                acc
-            });
-    let served = walk(&aggregator, caller, combined.clone(), order.clone(), 7).await;
-    assert_same_as_brute_force("combined filter", &served, all, &combined, &order);
-}
-
-async fn orders_match_brute_force(provider: &Arc<dyn Provider>, caller: &Caller, all: &[Loan]) {
-    let aggregator = aggregator(provider);
     let filter = LoanFilter {
         term_months: Some(Bounds {
             lte: Some(60),
@@ -398,57 +287,11 @@ async fn orders_match_brute_force(provider: &Arc<dyn Provider>, caller: &Caller,
         LoanOrderField::RemainingAmount,
         LoanOrderField::Deadline,
     ];
-    let mut orders: Vec<Vec<OrderKey<LoanOrderField>>> = fields
-        .iter()
-        .flat_map(|f| [vec![OrderKey::asc(*f)], vec![OrderKey::desc(*f)]])
-        .collect();
-    orders.push(vec![
+    let mixed = vec![
         OrderKey::desc(LoanOrderField::InterestRate),
         OrderKey::asc(LoanOrderField::TermMonths),
-    ]);
-    for order in orders {
-        let served = walk(&aggregator, caller, filter.clone(), order.clone(), 100).await;
-        assert_same_as_brute_force(&format!("order {order:?}"), &served, all, &filter, &order);
-    }
-}
-
-/// A pushed-down filter must be evaluated by the platform: the adapter's raw
-/// answer holds only matching loans, and the platform's total counts only them.
-async fn pushed_down_filters_are_evaluated_upstream(
-    provider: &Arc<dyn Provider>,
-    caller: &Caller,
-    all: &[Loan],
-) {
-    let caps = provider
-        .capabilities()
-        .loans
-        .clone()
-        .expect("loans are supported");
-    for (field, filter) in sample_filters(all) {
-        if !caps.filters.contains(&field) {
-            continue;
-        }
-        let expected = all.iter().filter(|l| filter.matches(l)).count();
-        let request = ListRequest {
-            filter: filter.clone(),
-            order: vec![],
-            offset: 0,
-            limit: u32::try_from(all.len()).unwrap(),
-        };
-        let slice = provider.loans(&caller.ctx(), &request).await.unwrap();
-        assert!(
-            slice.items.iter().all(|l| filter.matches(l)),
-            "filter on {field:?} is declared pushed down but the platform answered non-matching loans"
-        );
-        assert_eq!(
-            slice.items.len(),
-            expected,
-            "filter on {field:?}: wrong number of loans"
-        );
-        if let Some(total) = slice.total {
-            assert_eq!(total as usize, expected, "filter on {field:?}: wrong total");
-        }
-    }
+    ];
+    lists::orders_match_brute_force::<Loans>(provider, ctx, all, filter, &fields, mixed).await;
 }
 
 async fn loan_by_id(
@@ -492,13 +335,7 @@ async fn faults_map_to_the_taxonomy(
     caller: &Caller,
     simulator: &dyn Simulator,
 ) {
-    let cases = [
-        (Fault::ServerError, ErrorKind::UpstreamUnavailable),
-        (Fault::Drop, ErrorKind::UpstreamUnavailable),
-        (Fault::Malformed, ErrorKind::UpstreamProtocol),
-        (Fault::Truncated, ErrorKind::UpstreamProtocol),
-    ];
-    for (fault, expected) in cases {
+    for (fault, expected) in FAULT_KINDS {
         // Enough copies that a retrying adapter still sees the fault at the end.
         simulator.inject(vec![fault.clone(); 5]);
         let error = first_page(provider, &caller.ctx()).await.unwrap_err();

@@ -12,15 +12,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use finmesh_core::aggregate::{Aggregator, AggregatorSettings, ListArgs};
+use finmesh_core::aggregate::{ListArgs, Transfers};
 use finmesh_core::model::{NewTransfer, Transfer, TransferStatus};
-use finmesh_core::query::{
-    Bounds, OrderKey, TransferFilter, TransferOrderField, compare_transfers,
-};
-use finmesh_core::registry::Registry;
+use finmesh_core::query::{Bounds, OrderKey, TransferFilter, TransferOrderField};
 use finmesh_core::{CallContext, ErrorKind, ListRequest, Money, Provider};
 
-use crate::Fault;
+use crate::lists::{assert_in_order, ids, matching_ids, walk};
+use crate::{FAULT_KINDS, Fault, aggregator, lists};
 
 /// The control surface of a payment simulator, for one tenant.
 pub trait TransferSimulator: Send + Sync {
@@ -129,63 +127,6 @@ async fn seed<C: Fn() -> CallContext>(
     seeded
 }
 
-fn aggregator(provider: &Arc<dyn Provider>) -> Aggregator {
-    let registry = Registry::new(vec![provider.clone()]).expect("one provider");
-    Aggregator::new(
-        Arc::new(registry),
-        AggregatorSettings {
-            max_page_size: 100,
-            ..Default::default()
-        },
-    )
-}
-
-/// Follows cursors to the end, asserting no transfer comes twice.
-async fn walk<C: Fn() -> CallContext>(
-    aggregator: &Aggregator,
-    ctx: &C,
-    filter: TransferFilter,
-    order: Vec<OrderKey<TransferOrderField>>,
-    page_size: i64,
-) -> Vec<Transfer> {
-    let mut args = ListArgs {
-        filter,
-        order,
-        first: Some(page_size),
-        after: None,
-        providers: None,
-    };
-    let mut served = Vec::new();
-    let mut seen = HashSet::new();
-    loop {
-        let page = aggregator.transfers(&ctx(), args.clone()).await.unwrap();
-        assert!(page.errors.is_empty(), "provider failed: {:?}", page.errors);
-        for edge in &page.edges {
-            assert!(
-                seen.insert(edge.node.id.clone()),
-                "{} served twice",
-                edge.node.id
-            );
-        }
-        served.extend(page.edges.iter().map(|e| e.node.clone()));
-        if !page.has_next_page {
-            return served;
-        }
-        args.after = Some(
-            page.end_cursor()
-                .expect("a page with a next page has edges")
-                .to_string(),
-        );
-    }
-}
-
-fn ids(transfers: &[Transfer]) -> HashSet<String> {
-    transfers
-        .iter()
-        .map(|t| t.id.native().to_string())
-        .collect()
-}
-
 fn newest_first() -> Vec<OrderKey<TransferOrderField>> {
     vec![OrderKey::desc(TransferOrderField::CreatedAt)]
 }
@@ -196,20 +137,16 @@ async fn paging_visits_every_transfer_once<C: Fn() -> CallContext>(
     ctx: &C,
     seeded: &[(Transfer, BTreeMap<String, String>)],
 ) -> Vec<Transfer> {
-    let all = walk(
-        &aggregator(provider),
+    let all = lists::paging_visits_every_record_once::<Transfers>(
+        provider,
         ctx,
-        TransferFilter::default(),
-        vec![],
+        simulator.transfer_ids(),
         7,
+        5,
+        vec![],
     )
     .await;
-    assert_eq!(
-        ids(&all),
-        simulator.transfer_ids(),
-        "paging lost or invented transfers"
-    );
-    assert_in_order("the default order", &all, &newest_first());
+    assert_in_order::<Transfers>("the default order", &all, &newest_first());
     for (transfer, metadata) in seeded {
         let listed = all
             .iter()
@@ -223,56 +160,12 @@ async fn paging_visits_every_transfer_once<C: Fn() -> CallContext>(
         assert_eq!(listed.amount, transfer.amount);
     }
 
-    // Windows of the raw provider list tile the whole list exactly.
-    let mut tiled = Vec::new();
-    let mut offset = 0;
-    loop {
-        let request = ListRequest {
-            filter: TransferFilter::default(),
-            order: vec![],
-            offset,
-            limit: 5,
-        };
-        let slice = provider.transfers(&ctx(), &request).await.unwrap();
-        if let Some(total) = slice.total {
-            assert_eq!(
-                total as usize,
-                all.len(),
-                "the platform's total disagrees with paging"
-            );
-        }
-        let fetched = slice.items.len();
-        tiled.extend(slice.items);
-        if fetched < 5 {
-            break;
-        }
-        offset += 5;
-    }
-    assert_eq!(
-        tiled.len(),
-        all.len(),
-        "offset windows overlap or leave gaps"
-    );
-    assert_eq!(ids(&tiled), ids(&all));
-
     let statuses: HashSet<&TransferStatus> = all.iter().map(|t| &t.status).collect();
     assert!(
         statuses.len() >= 2,
         "the seeded transfers show a single status: {statuses:?}"
     );
     all
-}
-
-fn assert_in_order(what: &str, served: &[Transfer], order: &[OrderKey<TransferOrderField>]) {
-    for pair in served.windows(2) {
-        assert_ne!(
-            compare_transfers(&pair[0], &pair[1], order),
-            std::cmp::Ordering::Greater,
-            "{what}: {} comes before {} against the order",
-            pair[0].id,
-            pair[1].id
-        );
-    }
 }
 
 /// A filter, and whether every platform that declares its fields can say
@@ -403,11 +296,7 @@ async fn filters_match_brute_force<C: Fn() -> CallContext>(
 ) {
     let aggregator = aggregator(provider);
     for sample in sample_filters(all) {
-        let expected: HashSet<String> = ids(&all
-            .iter()
-            .filter(|t| sample.filter.matches(t))
-            .cloned()
-            .collect::<Vec<_>>());
+        let expected = matching_ids::<Transfers>(all, &sample.filter);
         if sample.exact_form
             && sample
                 .filter
@@ -425,7 +314,7 @@ async fn filters_match_brute_force<C: Fn() -> CallContext>(
             (vec![], 5),
             (vec![OrderKey::asc(TransferOrderField::Amount)], 6),
         ] {
-            let served = walk(
+            let served = walk::<Transfers>(
                 &aggregator,
                 ctx,
                 sample.filter.clone(),
@@ -434,7 +323,7 @@ async fn filters_match_brute_force<C: Fn() -> CallContext>(
             )
             .await;
             assert_eq!(
-                ids(&served),
+                ids::<Transfers>(&served),
                 expected,
                 "{} (order {order:?}): wrong set of transfers",
                 sample.name
@@ -444,7 +333,7 @@ async fn filters_match_brute_force<C: Fn() -> CallContext>(
             } else {
                 order
             };
-            assert_in_order(&sample.name, &served, &effective);
+            assert_in_order::<Transfers>(&sample.name, &served, &effective);
         }
         // A total, when the aggregator can give one, counts only matches.
         let page = aggregator
@@ -493,11 +382,7 @@ async fn pushed_filters_are_evaluated_upstream<C: Fn() -> CallContext>(
         {
             continue;
         }
-        let expected = ids(&all
-            .iter()
-            .filter(|t| sample.filter.matches(t))
-            .cloned()
-            .collect::<Vec<_>>());
+        let expected = matching_ids::<Transfers>(all, &sample.filter);
         let request = ListRequest {
             filter: sample.filter.clone(),
             order: vec![],
@@ -505,7 +390,7 @@ async fn pushed_filters_are_evaluated_upstream<C: Fn() -> CallContext>(
             limit: u32::try_from(all.len() + 10).unwrap(),
         };
         let slice = provider.transfers(&ctx(), &request).await.unwrap();
-        let answered = ids(&slice.items);
+        let answered = ids::<Transfers>(&slice.items);
         assert!(
             answered.is_superset(&expected),
             "{}: the platform's answer misses matching transfers",
@@ -584,13 +469,7 @@ async fn faults_map_to_the_taxonomy<C: Fn() -> CallContext>(
             .map(|s| s.items.len())
     };
     let one = all[0].id.native().to_string();
-    let cases = [
-        (Fault::ServerError, ErrorKind::UpstreamUnavailable),
-        (Fault::Drop, ErrorKind::UpstreamUnavailable),
-        (Fault::Malformed, ErrorKind::UpstreamProtocol),
-        (Fault::Truncated, ErrorKind::UpstreamProtocol),
-    ];
-    for (fault, expected) in cases {
+    for (fault, expected) in FAULT_KINDS {
         // Enough copies that a retrying adapter still sees the fault at the end.
         simulator.inject(vec![fault.clone(); 5]);
         let error = first_page().await.unwrap_err();

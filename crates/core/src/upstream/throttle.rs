@@ -436,6 +436,59 @@ mod tests {
         assert_eq!(order, expected);
     }
 
+    /// Ten times the budget for a minute, as the bench's throttle scenario
+    /// offers it, with a third of the callers giving up half-way through their
+    /// wait: the bucket is never overdrawn, and callers that leave give their
+    /// place back, so the budget keeps being used to the end.
+    #[tokio::test(start_paused = true)]
+    async fn sustained_overload_uses_the_whole_budget_and_never_more() {
+        let throttle = Arc::new(LocalThrottle::new());
+        let key = key("a", 19, 200); // capacity 20, 5 per second, headroom 1
+        let start = Instant::now();
+        let window = Duration::from_secs(60);
+        let budget = 19 + 5 * 60;
+        let offered = 10 * budget;
+        let spacing = window / offered;
+        let granted = Arc::new(Mutex::new(Vec::new()));
+        let mut callers = Vec::new();
+        for i in 0..offered {
+            tokio::time::sleep_until(start + spacing * i).await;
+            let (throttle, key, granted) = (throttle.clone(), key.clone(), granted.clone());
+            callers.push(tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let acquire = throttle.acquire(&key, deadline);
+                let outcome = if i % 3 == 0 {
+                    tokio::time::timeout(Duration::from_secs(5), acquire).await
+                } else {
+                    Ok(acquire.await)
+                };
+                if let Ok(Ok(())) = outcome {
+                    lock(&granted).push(start.elapsed());
+                }
+            }));
+        }
+        for caller in callers {
+            caller.await.unwrap();
+        }
+        let granted = lock(&granted).clone();
+        let in_window = granted.iter().filter(|at| **at <= window).count() as u32;
+        assert!(
+            in_window * 100 >= budget * 95,
+            "only {in_window} of {budget} tokens granted in the window"
+        );
+        // Never more than the burst plus what refilled, over any stretch.
+        for (i, first) in granted.iter().enumerate() {
+            for (j, last) in granted.iter().enumerate().skip(i) {
+                let refilled = (*last - *first).as_millis() / 200;
+                assert!(
+                    (j - i + 1) as u128 <= 19 + refilled,
+                    "{} tokens between {first:?} and {last:?}",
+                    j - i + 1
+                );
+            }
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn pause_holds_everyone_and_empties_the_bucket() {
         let throttle = LocalThrottle::new();

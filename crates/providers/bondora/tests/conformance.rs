@@ -21,8 +21,7 @@ use finmesh_core::resilience::{Resilience, ResilienceSettings};
 use finmesh_core::upstream::LocalThrottle;
 use finmesh_core::{CallContext, ErrorKind, ListRequest, Principal, Provider, ProviderId};
 use finmesh_sandbox::{
-    BondoraConfig, BondoraSandbox, BucketConfig, FaultKind, Faults, RunningSandbox, ZonkyConfig,
-    ZonkySandbox,
+    BondoraConfig, BondoraSandbox, BucketConfig, RunningSandbox, ZonkyConfig, ZonkySandbox,
 };
 use finmesh_testkit::{Fault, FixedTokens, Simulator};
 use finmesh_zonky::ZonkyFactory;
@@ -57,22 +56,8 @@ impl Simulator for BondoraSimulator {
     }
 
     fn inject(&self, faults: Vec<Fault>) {
-        let next = faults
-            .into_iter()
-            .map(|fault| match fault {
-                Fault::ServerError => FaultKind::ServerError { status: 503 },
-                Fault::Malformed => FaultKind::Malformed,
-                Fault::Truncated => FaultKind::Truncated,
-                Fault::Drop => FaultKind::Drop,
-                Fault::RateLimited { retry_after } => FaultKind::RateLimited {
-                    retry_after_secs: retry_after.as_secs(),
-                },
-            })
-            .collect();
-        self.sandbox.set_faults(Faults {
-            next,
-            ..Faults::default()
-        });
+        self.sandbox
+            .set_faults(finmesh_testkit::sandbox_faults(faults));
     }
 
     fn throttled(&self) -> u64 {

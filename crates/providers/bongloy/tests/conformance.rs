@@ -185,22 +185,8 @@ impl TransferSimulator for Simulator {
     }
 
     fn inject(&self, faults: Vec<Fault>) {
-        let next = faults
-            .into_iter()
-            .map(|fault| match fault {
-                Fault::ServerError => FaultKind::ServerError { status: 503 },
-                Fault::Malformed => FaultKind::Malformed,
-                Fault::Truncated => FaultKind::Truncated,
-                Fault::Drop => FaultKind::Drop,
-                Fault::RateLimited { retry_after } => FaultKind::RateLimited {
-                    retry_after_secs: retry_after.as_secs(),
-                },
-            })
-            .collect();
-        self.sandbox.set_faults(Faults {
-            next,
-            ..Faults::default()
-        });
+        self.sandbox
+            .set_faults(finmesh_testkit::sandbox_faults(faults));
     }
 }
 

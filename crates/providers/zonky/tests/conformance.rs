@@ -9,7 +9,7 @@ use std::time::Duration;
 use finmesh_core::registry::{FactoryContext, ProviderFactory};
 use finmesh_core::upstream::LocalThrottle;
 use finmesh_core::{CallContext, Provider, ProviderId};
-use finmesh_sandbox::{FaultKind, Faults, RunningSandbox, ZonkyConfig, ZonkySandbox};
+use finmesh_sandbox::{RunningSandbox, ZonkyConfig, ZonkySandbox};
 use finmesh_testkit::{Fault, Simulator};
 use finmesh_zonky::ZonkyFactory;
 
@@ -31,22 +31,8 @@ impl Simulator for ZonkySimulator {
     }
 
     fn inject(&self, faults: Vec<Fault>) {
-        let next = faults
-            .into_iter()
-            .map(|fault| match fault {
-                Fault::ServerError => FaultKind::ServerError { status: 503 },
-                Fault::Malformed => FaultKind::Malformed,
-                Fault::Truncated => FaultKind::Truncated,
-                Fault::Drop => FaultKind::Drop,
-                Fault::RateLimited { retry_after } => FaultKind::RateLimited {
-                    retry_after_secs: retry_after.as_secs(),
-                },
-            })
-            .collect();
-        self.sandbox.set_faults(Faults {
-            next,
-            ..Faults::default()
-        });
+        self.sandbox
+            .set_faults(finmesh_testkit::sandbox_faults(faults));
     }
 
     fn throttled(&self) -> u64 {
